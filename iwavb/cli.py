@@ -1,0 +1,164 @@
+"""Command line: `python -m iwavb train|info ...` (run `python -m iwavb COMMAND --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import DATASETS, FAMILIES, METHODS, TrainConfig
+
+EPILOG = """examples:
+  python -m iwavb train --data toy --method avb --latent 2 --steps 3000
+  python -m iwavb train --data mnist --method iwavb --k 10 --latent 8 --minutes 5
+  python -m iwavb train --resume runs/mnist-iwavb-k10-l8-mlp-s0.safetensors --steps 20000
+  python -m iwavb info runs/mnist-iwavb-k10-l8-mlp-s0.safetensors
+
+data sets are read from --data-root (or IWAVB_DATA_ROOT, default ~/.cache/iwavb/datasets) in
+torchvision's layout and downloaded there when missing, unless IWAVB_OFFLINE=1."""
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train VAE, IWAE, AVB or IWAVB and save a checkpoint",
+        description="Train one of the four methods: VAE and IWAE use a Gaussian q, AVB and IWAVB an implicit q "
+        "with a discriminator; IWAE and IWAVB average K importance samples in the bound.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", choices=DATASETS, default="mnist", help="data set (default: mnist; toy needs no files)")
+    p.add_argument("--method", choices=METHODS, default="iwavb", help="vae, iwae, avb or iwavb (default: iwavb)")
+    p.add_argument("--k", type=int, default=None, help="importance samples K (vae/avb: 1; iwae/iwavb default 10)")
+    p.add_argument("--latent", type=int, default=8, help="latent size l (default: 8; 2 draws true posteriors)")
+    p.add_argument("--family", choices=FAMILIES, default="mlp",
+                   help="networks: mlp (fast on a CPU, default) or conv (the paper's AVB networks; needs a GPU)")
+    p.add_argument("--hidden", type=int, default=None, help="width of the mlp layers (default: 300; toy 64)")
+    p.add_argument("--noise-dim", type=int, default=None,
+                   help="noise size of the implicit q (default: 32 as in the paper; toy 64 as in AVB)")
+    p.add_argument("--steps", type=int, default=10_000, help="total training steps (default: 10000)")
+    p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes of training")
+    p.add_argument("--batch-size", type=int, default=128, help="minibatch size (default: 128)")
+    p.add_argument("--lr", type=float, default=None, help="Adam rate of decoder and q (default: by family, see README)")
+    p.add_argument("--disc-lr", type=float, default=None, help="Adam rate of the discriminator T")
+    p.add_argument("--disc-steps", type=int, default=1, help="discriminator updates per model update (default: 1)")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between validation bounds (default: 500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")
+    p.add_argument("--data-root", type=Path, default=None, help="folder of the data sets (overrides IWAVB_DATA_ROOT)")
+    p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: runs/<data>-<method>-k<K>-...)")
+    p.add_argument("--resume", type=Path, default=None, help="continue a checkpoint's run (its settings are kept)")
+    p.set_defaults(handler=run_train)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig.for_method(
+        args.method, k=args.k, dataset=args.data, latent_dim=args.latent, family=args.family, hidden=args.hidden,
+        noise_dim=args.noise_dim, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        disc_lr=args.disc_lr, disc_steps=args.disc_steps, eval_every=args.eval_every, seed=args.seed,
+        device=args.device,
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .device import configure_cpu_threads, device_description
+    from .runs import default_run_path
+    from .trainer import Trainer, TrainingDiverged
+
+    configure_cpu_threads(args.threads)
+    if args.resume is not None:
+        checkpoint = load_checkpoint(args.resume)
+        data = load_dataset(checkpoint.config.dataset, data_root=args.data_root)
+        trainer = Trainer.from_checkpoint(checkpoint, steps=args.steps, device=args.device, data=data)
+        out = args.out or args.resume
+    else:
+        config = build_config(args)
+        trainer = Trainer(config, data=load_dataset(config.dataset, data_root=args.data_root))
+        out = args.out or default_run_path(config)
+    cfg = trainer.config
+    objective = "objective (uses T)" if cfg.q == "implicit" else "bound"
+    print(f"{cfg.method.upper()} on {cfg.dataset}: K={cfg.k}, l={cfg.latent_dim}, {cfg.family}, "
+          f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} -> {out}")
+    deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
+    status = 0
+    bar = tqdm(total=cfg.steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+    try:
+        for record in trainer.run():
+            bar.update(record.step - bar.n)
+            postfix = {objective: f"{record.train_bound:.2f}", "it/s": f"{record.steps_per_s:.0f}"}
+            if record.disc_accuracy is not None:
+                postfix["T acc"] = f"{record.disc_accuracy:.2f}"
+            if record.valid_bound is not None:
+                postfix["valid"] = f"{record.valid_bound:.2f}"
+                trainer.save(out)
+            bar.set_postfix(postfix)
+            if deadline is not None and time.monotonic() > deadline:
+                trainer.stop()
+    except TrainingDiverged as err:
+        print(f"\n{err}", file=sys.stderr)
+        status = 3
+    except KeyboardInterrupt:
+        print("\ninterrupted: saving the state reached so far", file=sys.stderr)
+        status = 130
+    finally:
+        bar.close()
+    trainer.save(out)
+    last_valid = next((r.valid_bound for r in reversed(trainer.history) if r.valid_bound is not None), None)
+    print(f"saved {out} at step {trainer.step} after {trainer.elapsed_s:.0f} s of training"
+          + (f"; validation {objective} {last_valid:.2f} nats" if last_valid is not None else ""))
+    return status
+
+
+def add_info_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show a checkpoint's settings, training and results",
+                       description="Print what a checkpoint holds, read from its header (fast, loads no weights).")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--json", action="store_true", help="print the metadata as JSON (history included)")
+    p.set_defaults(handler=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from .checkpoint import read_metadata
+
+    meta = read_metadata(args.checkpoint)
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    cfg = TrainConfig.from_dict(meta["config"])
+    history = meta.get("history", [])
+    print(f"{args.checkpoint}\n  {cfg.method.upper()} (q {cfg.q}, K={cfg.k}) on {cfg.dataset}, l={cfg.latent_dim}, "
+          f"{cfg.family} family")
+    print(f"  step {meta.get('step')} of {cfg.steps}, {meta.get('train_seconds', 0):.0f} s on {meta.get('device', '?')}, "
+          f"library {meta.get('library_version')}, written {meta.get('created')}")
+    if history:
+        last = history[-1]
+        valid = [r for r in history if r.get("valid_bound") is not None]
+        print(f"  last train bound {last['train_bound']:.2f}"
+              + (f", validation {valid[-1]['valid_bound']:.2f} at step {valid[-1]['step']}" if valid else "")
+              + (" (objective uses T)" if cfg.q == "implicit" else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m iwavb", description="IWAVB Lab: train and inspect VAE, IWAE, "
+                                     "AVB and IWAVB models.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_train_parser, add_info_parser):
+        add(sub)
+    args = parser.parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
+    try:
+        return args.handler(args)
+    except (CheckpointError, DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,235 @@
+"""A trainer that can be driven step by step, from the CLI's loop or the app's background thread.
+
+Each generator step maximises the bound (2.11) / (3.2) over decoder and q with T held fixed; for an
+implicit q, each is followed by `disc_steps` updates of T by (2.14). Metrics are accumulated on the
+device and read back every `log_every` steps (the only host syncs in the loop), where non-finite values
+are caught: the trainer then restores the last good state and raises `TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .bounds import discriminator_loss, iw_bound, log_weights
+from .checkpoint import Checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import BatchSampler, DataSplits, binarize, load_dataset
+from .device import device_description, resolve_device
+from .model import LatentVariableModel
+
+VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
+EVAL_BATCH = 500
+
+
+class TrainingDiverged(RuntimeError):
+    """The bound or a loss became NaN or infinite; the trainer holds the last good state."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row of the metrics history; `train_bound` is the mean over the last `log_every` steps."""
+
+    step: int
+    train_bound: float
+    valid_bound: float | None
+    disc_loss: float | None
+    disc_accuracy: float | None
+    steps_per_s: float
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Trainer:
+    """Holds model, optimisers, data and history of one run. Thread-safe controls: pause/resume/stop."""
+
+    def __init__(self, config: TrainConfig, data: DataSplits | None = None, model: LatentVariableModel | None = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.data = (data if data is not None else load_dataset(config.dataset)).to(self.device)
+        if self.data.data_dim != config.data_dim:
+            raise ValueError(f"data of width {self.data.data_dim} do not fit a {config.dataset} model")
+        self.model = (model if model is not None else LatentVariableModel(config.model_config())).to(self.device)
+        betas = (config.beta1, 0.999)
+        self.optimizer = torch.optim.Adam(self.model.generative_parameters(), lr=config.lr, betas=betas, fused=True)
+        self.disc_optimizer = (
+            torch.optim.Adam(self.model.discriminator.parameters(), lr=config.disc_lr, betas=betas, fused=True)
+            if self.model.discriminator is not None
+            else None
+        )
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.sampler = BatchSampler(len(self.data.train), config.batch_size, self.generator)
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.history: list[Record] = []
+        self.lock = threading.Lock()  # held during each step; take it to read the model from another thread
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._good_state = self._state()
+        self._valid_x = self._fixed_validation_batch()
+
+    # -- controls, safe to call from any thread ------------------------------------------------------
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so that it can end
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # -- training ------------------------------------------------------------------------------------
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """One update of decoder and q by the bound, then of T by (2.14). Device tensors, no sync."""
+        cfg = self.config
+        x = binarize(self.data.train.images[self.sampler.next_indices()], self.generator)  # (B, D)
+        weights = log_weights(self.model, x, cfg.k)
+        bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
+        self.optimizer.zero_grad(set_to_none=True)
+        (-bound).backward()
+        self.optimizer.step()
+        if self.disc_optimizer is None:
+            return bound.detach(), None, None
+        assert self.model.discriminator is not None
+        z_q = weights.z
+        for i in range(cfg.disc_steps):
+            if i > 0:
+                with torch.no_grad():
+                    z_q = self.model.sample_q(x, cfg.k)[0]
+            disc = discriminator_loss(self.model.discriminator, x, z_q)
+            self.disc_optimizer.zero_grad(set_to_none=True)
+            disc.loss.backward()
+            self.disc_optimizer.step()
+        return bound.detach(), disc.loss.detach(), disc.accuracy
+
+    @torch.no_grad()
+    def validation_bound(self) -> float:
+        """Mean bound (K as in training) on a fixed validation subset; uses T for an implicit q."""
+        was_training = self.model.training
+        self.model.eval()
+        total = sum(iw_bound(log_weights(self.model, x, self.config.k).log_w).sum() for x in self._valid_x.split(EVAL_BATCH))
+        self.model.train(was_training)
+        return float(total) / len(self._valid_x)
+
+    def run(self) -> Iterator[Record]:
+        """Train until `config.steps`, yielding a Record every `log_every` steps; ends early on stop()."""
+        cfg = self.config
+        self.model.train()
+        sums: list[torch.Tensor] = []
+        segment_start, active_s, interval_steps = time.perf_counter(), 0.0, 0
+        while self.step < cfg.steps and not self.stopped:
+            if self.paused:
+                active_s += time.perf_counter() - segment_start
+                self._running.wait()
+                segment_start = time.perf_counter()
+                continue
+            with self.lock:
+                metrics = self.train_step()
+                self.step += 1
+            interval_steps += 1
+            sums.append(torch.stack([m if m is not None else torch.zeros((), device=self.device) for m in metrics]))
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or self.stopped:
+                active_s += time.perf_counter() - segment_start
+                self.elapsed_s += active_s
+                record = self._record(torch.stack(sums).mean(0), interval_steps, active_s)
+                sums, interval_steps, active_s = [], 0, 0.0
+                segment_start = time.perf_counter()
+                yield record
+
+    def _record(self, means: torch.Tensor, steps: int, seconds: float) -> Record:
+        bound, disc_loss, disc_acc = means.tolist()  # the interval's one host sync
+        if not all(math.isfinite(v) for v in (bound, disc_loss, disc_acc)):
+            self._restore(self._good_state)
+            raise TrainingDiverged(
+                f"training diverged before step {self.step}: the bound or the discriminator loss became "
+                f"NaN or infinite. The model was rolled back to step {self._good_state['step']}, the last "
+                "good state; try smaller learning rates."
+            )
+        with self.lock:
+            due = self.step % self.config.eval_every < self.config.log_every or self.step == self.config.steps
+            valid = self.validation_bound() if due else None
+            self._good_state = self._state()
+        implicit = self.disc_optimizer is not None
+        record = Record(
+            step=self.step,
+            train_bound=bound,
+            valid_bound=valid,
+            disc_loss=disc_loss if implicit else None,
+            disc_accuracy=disc_acc if implicit else None,
+            steps_per_s=steps / max(seconds, 1e-9),
+            elapsed_s=self.elapsed_s,
+        )
+        self.history.append(record)
+        return record
+
+    # -- state ---------------------------------------------------------------------------------------
+    def _fixed_validation_batch(self) -> torch.Tensor:
+        images = self.data.valid.images[:VALID_SUBSET]
+        return binarize(images, torch.Generator(self.device).manual_seed(1234))
+
+    def _state(self) -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "step": self.step,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "disc_optimizer": self.disc_optimizer.state_dict() if self.disc_optimizer else None,
+            }
+        )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            self.step = state["step"]
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.disc_optimizer is not None:
+                self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+            self.history = [r for r in self.history if r.step <= self.step]
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint of the current (or, after divergence, the last good) state, atomically."""
+        with self.lock:
+            states = {"optimizer": self.optimizer.state_dict()}
+            if self.disc_optimizer is not None:
+                states["disc_optimizer"] = self.disc_optimizer.state_dict()
+            info = {"device": device_description(self.device), "train_seconds": round(self.elapsed_s, 2)}
+            return save_checkpoint(path, self.config, self.model, self.step, [r.to_dict() for r in self.history],
+                                   states, {**info, **(extra or {})})
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, steps: int | None = None, device: str = "auto",
+                        data: DataSplits | None = None) -> "Trainer":
+        """Resume a run: its weights, optimiser state, step count and history; `steps` sets a new total."""
+        changes = {"device": device} | ({"steps": steps} if steps is not None else {})
+        trainer = cls(replace(checkpoint.config, **changes), data=data, model=checkpoint.build_model())
+        with trainer.lock:
+            if "optimizer" in checkpoint.optimizer_states:
+                trainer.optimizer.load_state_dict(checkpoint.optimizer_states["optimizer"])
+            if trainer.disc_optimizer is not None and "disc_optimizer" in checkpoint.optimizer_states:
+                trainer.disc_optimizer.load_state_dict(checkpoint.optimizer_states["disc_optimizer"])
+            trainer.step = checkpoint.step
+            trainer.elapsed_s = float(checkpoint.meta.get("train_seconds", 0.0))
+            trainer.history = [Record(**r) for r in checkpoint.history]
+        trainer._good_state = trainer._state()
+        return trainer
