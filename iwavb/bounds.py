@@ -40,9 +40,10 @@ def frozen_discriminator(discriminator: Discriminator, x: torch.Tensor, z: torch
     return functional_call(discriminator, state, (x, z))
 
 
-def log_weights(model: LatentVariableModel, x: torch.Tensor, k: int) -> LogWeights:
+def log_weights(model: LatentVariableModel, x: torch.Tensor, k: int,
+                generator: torch.Generator | None = None) -> LogWeights:
     """K samples z ~ q(z|x) per x and their log-weights: one decoder and one T call on B*K latents."""
-    z, log_q = model.sample_q(x, k)  # (B, K, l), (B, K) or None
+    z, log_q = model.sample_q(x, k, generator)  # (B, K, l), (B, K) or None
     log_px_given_z = model.log_px_given_z(x, z)  # (B, K)  (2.2)
     if log_q is not None:
         log_ratio = log_q - log_prior(z)  # (2.6): exact log q(z|x) - log p(z)
@@ -57,9 +58,10 @@ def iw_bound(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_w, dim=-1) - math.log(log_w.shape[-1])
 
 
-def bound(model: LatentVariableModel, x: torch.Tensor, k: int) -> torch.Tensor:
+def bound(model: LatentVariableModel, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+          ) -> torch.Tensor:
     """The per-example bound (B,) of the model's method for K samples."""
-    return iw_bound(log_weights(model, x, k).log_w)
+    return iw_bound(log_weights(model, x, k, generator).log_w)
 
 
 def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
@@ -73,13 +75,14 @@ class DiscriminatorLoss:
     accuracy: torch.Tensor  # scalar in [0, 1]: how often T's sign tells q's samples from the prior's
 
 
-def discriminator_loss(discriminator: Discriminator, x: torch.Tensor, z_q: torch.Tensor) -> DiscriminatorLoss:
+def discriminator_loss(discriminator: Discriminator, x: torch.Tensor, z_q: torch.Tensor,
+                       generator: torch.Generator | None = None) -> DiscriminatorLoss:
     """(2.14): logistic regression of z ~ q(z|x) (label 1) against z ~ p(z) (label 0), same x.
 
     x (B, D), z_q (B, K, l) detached samples of q. At the optimum T = log q(z|x) - log p(z).
     """
     z_q = z_q.detach()
-    z_p = torch.randn_like(z_q)  # (B, K, l) ~ p(z)
+    z_p = torch.randn(z_q.shape, device=z_q.device, dtype=z_q.dtype, generator=generator)  # (B, K, l) ~ p(z)
     t = discriminator(x, torch.cat([z_q, z_p], dim=1))  # (B, 2K): one call, x-features shared
     t_q, t_p = t.split(z_q.shape[1], dim=1)
     loss = F.binary_cross_entropy_with_logits(t_q, torch.ones_like(t_q)) + F.binary_cross_entropy_with_logits(

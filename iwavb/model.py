@@ -40,9 +40,10 @@ class LatentVariableModel(nn.Module):
         """Parameters of p(x|z) and q(z|x): the ones the bound (2.9)/(3.2) trains."""
         return [*self.decoder.parameters(), *self.encoder.parameters()]
 
-    def sample_q(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def sample_q(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """z (B, K, l) ~ q(z|x) and log q(z|x) (B, K), or None for an implicit q."""
-        return self.encoder.sample(x, k)
+        return self.encoder.sample(x, k, generator)
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x (B, D), z (B, K, l) -> log p(x|z) (B, K); one decoder call on B*K latents."""

@@ -70,11 +70,13 @@ class GaussianEncoder(nn.Module):
         mean, log_var = self.head(self.features(x)).chunk(2, dim=-1)  # (B, l) each
         return mean, log_var
 
-    def sample(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """K samples per x and their log-density: z (B, K, l), log q(z|x) (B, K)."""
         mean, log_var = self(x)
         std = torch.exp(0.5 * log_var)
-        eps = torch.randn(x.shape[0], k, mean.shape[-1], device=x.device, dtype=mean.dtype)  # (B, K, l)
+        eps = torch.randn(x.shape[0], k, mean.shape[-1], device=x.device, dtype=mean.dtype,
+                          generator=generator)  # (B, K, l)
         z = mean.unsqueeze(1) + std.unsqueeze(1) * eps
         # log N(z | m, v) = -1/2 sum_j [eps_j^2 + log v_j + log 2 pi]
         log_q = -0.5 * (eps.pow(2) + log_var.unsqueeze(1) + math.log(2 * math.pi)).sum(-1)
@@ -94,10 +96,11 @@ class ImplicitEncoder(nn.Module):
         h = config.hidden if config.family == "mlp" else CONV_FEATURES
         self.head = mlp([width + config.noise_dim, h, config.latent_dim])
 
-    def sample(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, None]:
+    def sample(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, None]:
         """K samples per x: z (B, K, l); the log-density is unknown (None)."""
         feats = self.features(x)  # (B, F)
-        e = torch.randn(x.shape[0], k, self.noise_dim, device=x.device, dtype=feats.dtype)  # (B, K, noise)
+        e = torch.randn(x.shape[0], k, self.noise_dim, device=x.device, dtype=feats.dtype,
+                        generator=generator)  # (B, K, noise)
         z = self.head(torch.cat([feats.unsqueeze(1).expand(-1, k, -1), e], dim=-1))  # (B, K, l)
         return z, None
 

@@ -28,6 +28,7 @@ from .model import LatentVariableModel
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
 EVAL_BATCH = 500
+VALID_SEED = 1234  # fixes the validation subset's binarisation and q's draws on it
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,11 +57,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: DataSplits | None = None, model: LatentVariableModel | None = None):
         self.config = config
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
         self.data = (data if data is not None else load_dataset(config.dataset)).to(self.device)
         if self.data.data_dim != config.data_dim:
             raise ValueError(f"data of width {self.data.data_dim} do not fit a {config.dataset} model")
-        self.model = (model if model is not None else LatentVariableModel(config.model_config())).to(self.device)
+        if model is None:
+            with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
+                torch.manual_seed(config.seed)
+                model = LatentVariableModel(config.model_config())
+        self.model = model.to(self.device)
         betas = (config.beta1, 0.999)
         self.optimizer = torch.optim.Adam(self.model.generative_parameters(), lr=config.lr, betas=betas, fused=True)
         self.disc_optimizer = (
@@ -104,7 +108,7 @@ class Trainer:
         """One update of decoder and q by the bound, then of T by (2.14). Device tensors, no sync."""
         cfg = self.config
         x = binarize(self.data.train.images[self.sampler.next_indices()], self.generator)  # (B, D)
-        weights = log_weights(self.model, x, cfg.k)
+        weights = log_weights(self.model, x, cfg.k, self.generator)
         bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
         self.optimizer.zero_grad(set_to_none=True)
         (-bound).backward()
@@ -116,8 +120,8 @@ class Trainer:
         for i in range(cfg.disc_steps):
             if i > 0:
                 with torch.no_grad():
-                    z_q = self.model.sample_q(x, cfg.k)[0]
-            disc = discriminator_loss(self.model.discriminator, x, z_q)
+                    z_q = self.model.sample_q(x, cfg.k, self.generator)[0]
+            disc = discriminator_loss(self.model.discriminator, x, z_q, self.generator)
             self.disc_optimizer.zero_grad(set_to_none=True)
             disc.loss.backward()
             self.disc_optimizer.step()
@@ -128,7 +132,9 @@ class Trainer:
         """Mean bound (K as in training) on a fixed validation subset; uses T for an implicit q."""
         was_training = self.model.training
         self.model.eval()
-        total = sum(iw_bound(log_weights(self.model, x, self.config.k).log_w).sum() for x in self._valid_x.split(EVAL_BATCH))
+        noise = torch.Generator(self.device).manual_seed(VALID_SEED)  # the same draws at every evaluation
+        total = sum(iw_bound(log_weights(self.model, x, self.config.k, noise).log_w).sum()
+                    for x in self._valid_x.split(EVAL_BATCH))
         self.model.train(was_training)
         return float(total) / len(self._valid_x)
 
@@ -186,7 +192,7 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------------
     def _fixed_validation_batch(self) -> torch.Tensor:
         images = self.data.valid.images[:VALID_SUBSET]
-        return binarize(images, torch.Generator(self.device).manual_seed(1234))
+        return binarize(images, torch.Generator(self.device).manual_seed(VALID_SEED))
 
     def _state(self) -> dict[str, Any]:
         return copy.deepcopy(
