@@ -38,7 +38,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=None, help="width of the mlp layers (default: 300; toy 64)")
     p.add_argument("--noise-dim", type=int, default=None,
                    help="noise size of the implicit q (default: 32 as in the paper; toy 64 as in AVB)")
-    p.add_argument("--steps", type=int, default=10_000, help="total training steps (default: 10000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total training steps (default: 10000; with --resume, the checkpoint's total)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes of training")
     p.add_argument("--batch-size", type=int, default=128, help="minibatch size (default: 128)")
     p.add_argument("--lr", type=float, default=None, help="Adam rate of decoder and q (default: by family, see README)")
@@ -57,7 +58,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 def build_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.for_method(
         args.method, k=args.k, dataset=args.data, latent_dim=args.latent, family=args.family, hidden=args.hidden,
-        noise_dim=args.noise_dim, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        noise_dim=args.noise_dim, steps=args.steps or 10_000, batch_size=args.batch_size, lr=args.lr,
         disc_lr=args.disc_lr, disc_steps=args.disc_steps, eval_every=args.eval_every, seed=args.seed,
         device=args.device,
     )

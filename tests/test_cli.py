@@ -1,0 +1,42 @@
+"""`python -m iwavb train` and `info` as a newcomer would use them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from iwavb.cli import main
+
+
+def test_train_then_info(tmp_path, capsys):
+    out = tmp_path / "toy.safetensors"
+    status = main(["train", "--data", "toy", "--method", "iwae", "--k", "4", "--latent", "2", "--steps", "120",
+                   "--eval-every", "60", "--threads", "1", "--out", str(out)])
+    assert status == 0 and out.exists()
+    assert "saved" in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "IWAE (q gaussian, K=4) on toy" in printed and "step 120 of 120" in printed
+
+
+def test_resume_extends_a_run(tmp_path, capsys):
+    out = tmp_path / "toy.safetensors"
+    main(["train", "--data", "toy", "--method", "avb", "--latent", "2", "--steps", "60", "--out", str(out)])
+    assert main(["train", "--resume", str(out), "--steps", "100"]) == 0
+    assert main(["info", str(out)]) == 0
+    assert "step 100 of 100" in capsys.readouterr().out
+
+
+def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    assert main(["info", str(bad)]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["train", "--method", "vae", "--k", "5", "--data", "toy"]) == 2
+    assert "VAE uses K = 1" in capsys.readouterr().err
+
+
+def test_help_explains_the_methods():
+    result = subprocess.run([sys.executable, "-m", "iwavb", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "implicit q" in result.stdout and "--minutes" in result.stdout
