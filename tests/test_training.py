@@ -98,3 +98,22 @@ def test_same_seed_same_run():
     a, b = Trainer(toy_config("avb", steps=100)), Trainer(toy_config("avb", steps=100))
     ra, rb = list(a.run()), list(b.run())
     assert [r.train_bound for r in ra] == [r.train_bound for r in rb]
+
+
+@pytest.mark.slow
+def test_conv_family_trains_a_step():
+    """The paper's AVB networks: shapes, finite values and updated weights (GPU-sized, so tiny here)."""
+    from iwavb.data import DataSplits, Split
+
+    images = Split((torch.rand(8, 784) * 255).to(torch.uint8), torch.zeros(8, dtype=torch.long))
+    data = DataSplits("mnist", images, images, images, ("0",))
+    config = TrainConfig(dataset="mnist", q="implicit", k=2, latent_dim=4, family="conv", batch_size=4, steps=2, log_every=1,
+                         eval_every=2)
+    trainer = Trainer(config, data=data)
+    before = trainer.model.decoder.out.weight.clone()
+    records = list(trainer.run())
+    assert [r.step for r in records] == [1, 2]
+    assert all(math.isfinite(r.train_bound) for r in records) and records[-1].valid_bound is not None
+    assert not torch.equal(before, trainer.model.decoder.out.weight)
+    z, _ = trainer.model.sample_q(torch.zeros(3, 784), 5)
+    assert z.shape == (3, 5, 4)

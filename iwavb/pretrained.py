@@ -1,0 +1,115 @@
+"""The curated checkpoints in `pretrained/`: their manifest, and the few test images they need offline.
+
+`pretrained/manifest.json` lists every shipped checkpoint with the configuration that regenerates it
+(`python -m iwavb reproduce NAME`) and what it achieved (steps, time, hardware, test NLL and the
+estimator used). `pretrained/previews.npz` holds the first test images of each data set, so that the
+app shows reconstructions and posteriors on a machine that has no data sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write_bytes
+from .config import TrainConfig
+from .data import DataError, DataSplits, Split, load_dataset
+
+PREVIEW_COUNT = 256  # test images per data set in previews.npz
+IMAGE_DATASETS = ("mnist", "fashion", "omniglot")
+
+
+def pretrained_dir() -> Path:
+    """IWAVB_PRETRAINED_DIR, default the `pretrained/` folder beside the `iwavb/` package."""
+    default = Path(__file__).resolve().parent.parent / "pretrained"
+    return Path(os.environ.get("IWAVB_PRETRAINED_DIR", default)).expanduser()
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    name: str  # also the file stem: pretrained/<name>.safetensors
+    description: str
+    config: TrainConfig
+    evaluation: dict[str, Any]  # settings of the test-NLL estimate (iwavb.evaluate)
+    result: dict[str, Any] = field(default_factory=dict)  # filled in by `reproduce`
+
+    @property
+    def file(self) -> Path:
+        return pretrained_dir() / f"{self.name}.safetensors"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "config": self.config.to_dict(),
+                "evaluation": self.evaluation, "result": self.result}
+
+
+def manifest_path() -> Path:
+    return pretrained_dir() / "manifest.json"
+
+
+def load_manifest(path: Path | None = None) -> list[ManifestEntry]:
+    path = path or manifest_path()
+    try:
+        raw = json.loads(path.read_text())
+        return [ManifestEntry(e["name"], e.get("description", ""), TrainConfig.from_dict(e["config"]),
+                              e.get("evaluation", {}), e.get("result", {})) for e in raw["checkpoints"]]
+    except FileNotFoundError:
+        return []
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a valid manifest: {err}") from err
+
+
+def save_manifest(entries: list[ManifestEntry], path: Path | None = None) -> None:
+    text = json.dumps({"checkpoints": [e.to_dict() for e in entries]}, indent=2) + "\n"
+    atomic_write_bytes(path or manifest_path(), text.encode())
+
+
+def find_entry(name: str, entries: list[ManifestEntry] | None = None) -> ManifestEntry:
+    entries = load_manifest() if entries is None else entries
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise ValueError(f"no pretrained checkpoint named {name!r}; known: {', '.join(e.name for e in entries)}")
+
+
+# -- test images that travel with the checkpoints ------------------------------------------------------
+def previews_path() -> Path:
+    return pretrained_dir() / "previews.npz"
+
+
+def write_previews(path: Path | None = None, count: int = PREVIEW_COUNT) -> Path:
+    """Store the first `count` test images (and labels) of each image data set, compressed."""
+    arrays: dict[str, np.ndarray] = {}
+    for name in IMAGE_DATASETS:
+        data = load_dataset(name)
+        arrays[f"{name}_images"] = data.test.images[:count].numpy()
+        arrays[f"{name}_labels"] = data.test.labels[:count].numpy().astype(np.int16)
+        arrays[f"{name}_label_names"] = np.asarray(data.label_names)
+    path = path or previews_path()
+    from io import BytesIO
+
+    buffer = BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def display_images(name: str) -> tuple[Split, tuple[str, ...]]:
+    """Test images for display: the data set's test split when it can be loaded, else the shipped previews."""
+    try:
+        data: DataSplits = load_dataset(name, allow_download=False)
+        return data.test, data.label_names
+    except DataError:
+        path = previews_path()
+        if name not in IMAGE_DATASETS or not path.exists():
+            raise
+        with np.load(path) as f:
+            images = torch.from_numpy(f[f"{name}_images"].reshape(-1, 784))
+            labels = torch.from_numpy(f[f"{name}_labels"].astype(np.int64))
+            names = tuple(str(n) for n in f[f"{name}_label_names"])
+        return Split(images, labels), names
