@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from .config import DATASETS, FAMILIES, METHODS, TrainConfig
@@ -65,13 +64,12 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .checkpoint import load_checkpoint
+    from .console import last_validation, objective_label, train_with_progress
     from .data import load_dataset
     from .device import configure_cpu_threads, device_description
     from .runs import default_run_path
-    from .trainer import Trainer, TrainingDiverged
+    from .trainer import Trainer
 
     configure_cpu_threads(args.threads)
     if args.resume is not None:
@@ -84,36 +82,13 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = Trainer(config, data=load_dataset(config.dataset, data_root=args.data_root))
         out = args.out or default_run_path(config)
     cfg = trainer.config
-    objective = "objective (uses T)" if cfg.q == "implicit" else "bound"
     print(f"{cfg.method.upper()} on {cfg.dataset}: K={cfg.k}, l={cfg.latent_dim}, {cfg.family}, "
           f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} -> {out}")
-    deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
-    status = 0
-    bar = tqdm(total=cfg.steps, initial=trainer.step, unit="step", dynamic_ncols=True)
-    try:
-        for record in trainer.run():
-            bar.update(record.step - bar.n)
-            postfix = {objective: f"{record.train_bound:.2f}", "it/s": f"{record.steps_per_s:.0f}"}
-            if record.disc_accuracy is not None:
-                postfix["T acc"] = f"{record.disc_accuracy:.2f}"
-            if record.valid_bound is not None:
-                postfix["valid"] = f"{record.valid_bound:.2f}"
-                trainer.save(out)
-            bar.set_postfix(postfix)
-            if deadline is not None and time.monotonic() > deadline:
-                trainer.stop()
-    except TrainingDiverged as err:
-        print(f"\n{err}", file=sys.stderr)
-        status = 3
-    except KeyboardInterrupt:
-        print("\ninterrupted: saving the state reached so far", file=sys.stderr)
-        status = 130
-    finally:
-        bar.close()
+    status = train_with_progress(trainer, out, args.minutes)
     trainer.save(out)
-    last_valid = next((r.valid_bound for r in reversed(trainer.history) if r.valid_bound is not None), None)
+    valid = last_validation(trainer)
     print(f"saved {out} at step {trainer.step} after {trainer.elapsed_s:.0f} s of training"
-          + (f"; validation {objective} {last_valid:.2f} nats" if last_valid is not None else ""))
+          + (f"; validation {objective_label(trainer)} {valid:.2f} nats" if valid is not None else ""))
     return status
 
 

@@ -213,15 +213,18 @@ class Trainer:
                 self.disc_optimizer.load_state_dict(state["disc_optimizer"])
             self.history = [r for r in self.history if r.step <= self.step]
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint of the current (or, after divergence, the last good) state, atomically."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None, shipped: bool = False) -> Path:
+        """Write a checkpoint of the current (or, after divergence, the last good) state, atomically.
+
+        `shipped` writes float16 weights without optimiser state: a third of the size, for `pretrained/`.
+        """
         with self.lock:
             states = {"optimizer": self.optimizer.state_dict()}
             if self.disc_optimizer is not None:
                 states["disc_optimizer"] = self.disc_optimizer.state_dict()
             info = {"device": device_description(self.device), "train_seconds": round(self.elapsed_s, 2)}
             return save_checkpoint(path, self.config, self.model, self.step, [r.to_dict() for r in self.history],
-                                   states, {**info, **(extra or {})})
+                                   None if shipped else states, {**info, **(extra or {})}, half=shipped)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, steps: int | None = None, device: str = "auto",
