@@ -1,0 +1,1 @@
+"""Benchmarks of training speed: `python -m benchmarks.train_speed --help` (README.md in this folder)."""

@@ -1,0 +1,217 @@
+"""Training speed of VAE, IWAE, AVB and IWAVB on this device, with the baselines to judge it by.
+
+    python -m benchmarks.train_speed --threads 1 --seconds 2 --json speed.json
+
+Times the project's real step (`Trainer.train_step`) for each method, family and K and, in the same run,
+(a) the naive baseline that loops over the K samples in Python (`variants.looped`), (b) pythae's IWAE
+on the same MLP and batches (`pythae_iwae`, run in its own venv), (c) the device's GEMM throughput,
+against which each step's FLOP count (from its layer shapes, `measure.LayerFlops`) gives a FLOP bound.
+Prints a Markdown table (README.md in this folder explains each column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from iwavb.config import METHODS, TrainConfig, method_name
+from iwavb.data import DataSplits
+from iwavb.device import configure_cpu_threads, device_description, resolve_device
+from iwavb.trainer import Trainer
+
+from .measure import matmul_flops_per_s, measure
+from .variants import CUDA_VARIANTS, VARIANTS
+from .workload import add_workload_arguments, benchmark_data, parse_k_list
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".cache" / "bench-venv"
+VENV_HELP = f"python -m venv --system-site-packages {VENV} && {VENV}/bin/pip install pythae==0.1.2"
+QUICK_SECONDS, QUICK_K = 0.5, (1, 10)
+
+
+@dataclass(frozen=True)
+class Row:
+    family: str
+    method: str
+    k: int
+    variant: str  # vectorised, looped, amp, compile, cuda-graph, or pythae
+    steps_per_s: float | None = None
+    flops_per_step: int | None = None
+    peak_bytes: int | None = None
+    host_syncs: int | None = None
+    note: str = ""
+
+
+def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: float) -> Row:
+    """One row: a fresh trainer, its step prepared by `variant`, measured; a failure becomes a note."""
+    row = Row(config.family, config.method, config.k, variant)
+    trainer = Trainer(config, data)
+    eager = variant in ("vectorised", "looped", "amp")
+    try:
+        with ExitStack() as stack:
+            step = VARIANTS[variant](trainer, stack)
+            figures = measure(step, trainer.device, seconds, flops_of=trainer.model if eager else None,
+                              track_memory=eager or trainer.device.type == "cuda")
+    except Exception as err:  # noqa: BLE001  (compile and CUDA graphs may fail: report, go on)
+        return dataclasses.replace(row, note=f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
+    return Row(row.family, row.method, row.k, variant, **dataclasses.asdict(figures))
+
+
+def pythae_rows(args: argparse.Namespace, ks: tuple[int, ...], device: torch.device) -> tuple[list[Row], str]:
+    """pythae's IWAE for each K, run by the benchmark venv's Python; ([], why) when it cannot run."""
+    python = args.pythae_venv / "bin" / "python"
+    if not python.exists():
+        return [], f"pythae skipped: no venv at {args.pythae_venv}; to include it: {VENV_HELP}"
+    shared = ["--data", args.data, "--batch", str(args.batch), "--latent", str(args.latent),
+              "--seconds", str(args.seconds), "--threads", str(torch.get_num_threads()), "--device", str(device)]
+    shared += ["--hidden", str(args.hidden)] if args.hidden else []
+    shared += ["--data-root", str(args.data_root)] if args.data_root else []
+    command = [str(python), "-m", "benchmarks.pythae_iwae", "--k", ",".join(map(str, ks)), *shared]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        return [], f"pythae failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}"
+    rows = []
+    for figures in json.loads(done.stdout.splitlines()[-1])["rows"]:
+        k = figures.pop("k")
+        rows.append(Row("mlp", method_name("gaussian", k), k, "pythae", **figures))
+    return rows, "pythae 0.1.2 IWAE: its model and loss on this project's networks, same batches and fused Adam"
+
+
+def cases(args: argparse.Namespace, device: torch.device) -> list[tuple[TrainConfig, str]]:
+    """(config, variant) for each family, method, K and variant asked for; looped only where K > 1."""
+    families = {"auto": ("mlp", "conv") if device.type == "cuda" else ("mlp",), "all": ("mlp", "conv")}
+    out = []
+    for family in families.get(args.family, (args.family,)):
+        for k in args.k:
+            for q in ("gaussian", "implicit"):
+                if method_name(q, k) not in args.methods:
+                    continue
+                config = TrainConfig.for_method(method_name(q, k), k=k, dataset=args.data, latent_dim=args.latent,
+                                                family=family, hidden=args.hidden, batch_size=args.batch,
+                                                device=str(device))
+                out += [(config, v) for v in args.variants if v != "looped" or k > 1]
+    return out
+
+
+def with_shared_flops(rows: list[Row]) -> list[Row]:
+    """Compiled and graphed steps do the vectorised step's work: give them its FLOP count."""
+    counted = {(r.family, r.method, r.k): r.flops_per_step for r in rows if r.variant == "vectorised"}
+    return [dataclasses.replace(r, flops_per_step=counted.get((r.family, r.method, r.k)))
+            if r.flops_per_step is None and r.variant in ("compile", "cuda-graph") else r for r in rows]
+
+
+def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
+    """The Markdown table: one line per row, in the order family, K, method, variant."""
+    order = [*VARIANTS, "pythae"]
+    rows = sorted(rows, key=lambda r: (r.family, r.k, METHODS.index(r.method), order.index(r.variant)))
+    base = {(r.family, r.method, r.k): r.steps_per_s for r in rows if r.variant == "vectorised"}
+    head = ["family", "method", "K", "variant", "steps/s", "ms/step", "GFLOP/step", "% of FLOP bound", "peak MiB",
+            "× vectorised", *(["host syncs"] if cuda else []), "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
+    for r in rows:
+        rate, flops = r.steps_per_s, r.flops_per_step
+        ceiling = gemm.get("bfloat16" if r.variant == "amp" else "float32", gemm["float32"])
+        bound = 100 * rate * flops / ceiling if rate and flops else None
+        versus = rate / base[(r.family, r.method, r.k)] if rate and base.get((r.family, r.method, r.k)) else None
+        cells = [r.family, r.method, str(r.k), r.variant, fmt(rate, ".1f"), fmt(rate and 1000 / rate, ".1f"),
+                 fmt(flops and flops / 1e9, ".3f"), fmt(bound, ".0f"), fmt(r.peak_bytes and r.peak_bytes / 2**20, ".1f"),
+                 fmt(versus, ".2f"), *([fmt(r.host_syncs, "d")] if cuda else []), r.note]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def header(meta: dict) -> str:
+    gemm = ", ".join(f"{v / 1e9:.1f} GFLOP/s ({k})" for k, v in meta["gemm_flops_per_s"].items())
+    load = lambda t: "/".join(f"{v:.2f}" for v in t)  # noqa: E731
+    return "\n".join([
+        f"command: `{meta['command']}` ({meta['date']})",
+        f"device: {meta['device']}, torch {meta['torch']}; data: {meta['data']}",
+        f"batch {meta['batch']}, l = {meta['latent']}, {meta['seconds']} s per case; GEMM ceiling: {gemm}",
+        f"load average (1/5/15 min, {meta['cpu_count']} cores): before {load(meta['load_before'])}, "
+        f"after {load(meta['load_after'])}",
+        meta["pythae"],
+    ])
+
+
+def choice_list(choices: tuple[str, ...]):  # noqa: ANN201
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(text.split(","))
+        unknown = [i for i in items if i not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; choose from {', '.join(choices)}")
+        return items
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.split("\n\n")[0],
+                                epilog="README.md in benchmarks/ explains the columns.")
+    add_workload_arguments(p)
+    p.add_argument("--family", choices=("auto", "mlp", "conv", "all"), default="auto",
+                   help="networks (default auto: mlp, and conv too on a GPU; conv runs ~0.4 steps/s on a CPU)")
+    p.add_argument("--methods", type=choice_list(METHODS), default=METHODS, help="default: vae,iwae,avb,iwavb")
+    p.add_argument("--k", type=parse_k_list, default=(1, 5, 10), help="importance samples (default: 1,5,10)")
+    p.add_argument("--variants", type=choice_list(tuple(VARIANTS)), default=None,
+                   help=f"ways to run the step, from {', '.join(VARIANTS)} "
+                   f"(default: vectorised,looped, plus {','.join(CUDA_VARIANTS)} on CUDA)")
+    p.add_argument("--no-pythae", action="store_true", help="leave out pythae's IWAE")
+    p.add_argument("--pythae-venv", type=Path, default=VENV, help=f"venv with pythae (default: {VENV})")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS} s per case and K = 1, 10 only")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seconds, args.k = QUICK_SECONDS, QUICK_K
+    if args.seconds <= 0 or args.batch < 1 or (args.threads is not None and args.threads < 1):
+        p.error("--seconds, --batch and --threads must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_cpu_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        variants = args.variants or ("vectorised", "looped", *(CUDA_VARIANTS if device.type == "cuda" else ()))
+        args.variants = variants
+        todo = cases(args, device)
+    except (RuntimeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    data, data_note = benchmark_data(args.data, args.data_root)
+    data = data.to(device)  # once: every trainer then uses these tensors as they are
+    load_before = os.getloadavg()
+    gemm = {"float32": matmul_flops_per_s(device)}
+    if "amp" in variants:
+        gemm["bfloat16"] = matmul_flops_per_s(device, torch.bfloat16)
+    rows = [measure_case(config, data, variant, args.seconds)
+            for config, variant in tqdm(todo, desc="cases", unit="case", file=sys.stderr)]
+    wants_pythae = not args.no_pythae and any(c.family == "mlp" and c.q == "gaussian" for c, _ in todo)
+    extra, pythae_note = pythae_rows(args, args.k, device) if wants_pythae else ([], "pythae: not asked for")
+    meta = {
+        "command": " ".join(["python -m benchmarks.train_speed", *(sys.argv[1:] if argv is None else argv)]),
+        "date": time.strftime("%Y-%m-%d %H:%M"), "device": device_description(device), "torch": torch.__version__,
+        "data": data_note, "batch": args.batch, "latent": args.latent, "seconds": args.seconds,
+        "gemm_flops_per_s": gemm, "cpu_count": os.cpu_count(), "load_before": load_before,
+        "load_after": os.getloadavg(), "pythae": pythae_note,
+    }
+    rows = with_shared_flops(rows + extra)
+    print(header(meta) + "\n\n" + table(rows, gemm, device.type == "cuda"))
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

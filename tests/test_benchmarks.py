@@ -1,0 +1,59 @@
+"""The speed benchmark's own measurements: FLOP counts, memory tracking, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.measure import LayerFlops, PeakTensorMemory
+from benchmarks.train_speed import main
+from benchmarks.variants import VARIANTS
+from iwavb.config import TrainConfig
+from iwavb.trainer import Trainer
+
+
+@pytest.mark.parametrize("method", ["vae", "iwae", "avb", "iwavb"])
+@pytest.mark.parametrize("variant", ["vectorised", "looped"])
+def test_layer_flops_match_the_matmuls_torch_runs(method, variant):
+    """The count from layer shapes and the 3x / 2x / 1x rule equals the mm/addmm FLOPs autograd executes."""
+    k = 3 if method in ("iwae", "iwavb") else None
+    trainer = Trainer(TrainConfig.for_method(method, k=k, dataset="toy", latent_dim=2))
+    with ExitStack() as stack:
+        step = VARIANTS[variant](trainer, stack)
+        with LayerFlops(trainer.model) as counted, FlopCounterMode(display=False) as executed:
+            step()
+    matmuls = {str(op): n for op, n in executed.get_flop_counts()["Global"].items()}
+    assert counted.flops == matmuls["aten.mm"] + matmuls["aten.addmm"]  # T's inner product (bmm) is left out
+
+
+def test_peak_tensor_memory_counts_live_storages_once():
+    with PeakTensorMemory() as tracker:
+        a = torch.zeros(1000)  # 4000 bytes
+        view = a[:10]  # shares a's storage: not counted again
+        del a, view
+        b = torch.zeros(500)  # 2000 bytes, after a was freed
+    assert tracker.peak == 4000 and tracker.live == 2000
+    del b
+
+
+def test_benchmark_reports_every_method_with_its_looped_baseline(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        code = main(["--data", "toy", "--latent", "2", "--k", "1,3", "--seconds", "0.02", "--threads", "1",
+                     "--no-pythae", "--json", str(tmp_path / "speed.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    rows = json.loads((tmp_path / "speed.json").read_text())["rows"]
+    by_case = {(r["method"], r["variant"]): r for r in rows}
+    assert set(by_case) == {("vae", "vectorised"), ("avb", "vectorised"), ("iwae", "vectorised"),
+                            ("iwavb", "vectorised"), ("iwae", "looped"), ("iwavb", "looped")}
+    assert all(r["steps_per_s"] > 0 and r["flops_per_step"] > 0 and r["peak_bytes"] > 0 for r in rows)
+    for method in ("iwae", "iwavb"):  # the naive loop recomputes the x-features for every sample
+        assert by_case[(method, "looped")]["flops_per_step"] > by_case[(method, "vectorised")]["flops_per_step"]
+    out = capsys.readouterr().out
+    assert "| mlp | iwavb | 3 | looped |" in out and "load average" in out
