@@ -1,0 +1,113 @@
+"""The checkpoints the app can show: curated ones in `pretrained/` and the user's own in the runs folder.
+
+Curated files take their title, description and test result from `pretrained/manifest.json`
+(`iwavb.pretrained`); files not named there are listed all the same. A run's log-likelihood evaluation,
+when one has been made, sits beside it as `<stem>.eval.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .config import METHODS, TrainConfig
+from .pretrained import load_manifest, pretrained_dir
+from .runs import CheckpointEntry, list_checkpoints, runs_dir
+
+Source = Literal["pretrained", "run"]
+EVAL_SUFFIX = ".eval.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    source: Source
+    meta: dict[str, Any] | None  # None when unreadable
+    error: str | None
+    title: str
+    description: str = ""
+
+    @property
+    def config(self) -> TrainConfig | None:
+        if self.meta is None:
+            return None
+        try:
+            return TrainConfig.from_dict(self.meta["config"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def deletable(self) -> bool:
+        return self.source == "run"
+
+
+def read_manifest() -> dict[str, Any]:
+    """File name -> manifest entry; a broken manifest lists nothing (the files are still shown)."""
+    try:
+        return {f"{e.name}.safetensors": e for e in load_manifest()}
+    except ValueError:
+        return {}
+
+
+def _entries(found: Iterable[CheckpointEntry], source: Source, manifest: dict[str, Any]) -> list[Entry]:
+    entries = []
+    for e in found:
+        info = manifest.get(e.path.name)
+        entries.append(Entry(e.path, source, e.meta, e.error, e.path.stem, info.description if info else ""))
+    return entries
+
+
+def list_entries() -> list[Entry]:
+    """Pretrained checkpoints first (in manifest order where listed), then the user's runs, newest first."""
+    manifest = read_manifest()
+    order = {name: i for i, name in enumerate(manifest)}
+    pretrained = sorted(_entries(list_checkpoints(pretrained_dir()), "pretrained", manifest),
+                        key=lambda e: (order.get(e.path.name, len(order)), e.path.name))
+    return pretrained + _entries(list_checkpoints(runs_dir()), "run", {})
+
+
+def read_eval(path: Path) -> dict[str, Any] | None:
+    """The evaluation saved beside a checkpoint (`<stem>.eval.json`), or None."""
+    try:
+        data = json.loads(path.with_suffix(EVAL_SUFFIX).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def delete_run(path: Path) -> None:
+    """Delete one of the user's runs (and its evaluation); anything outside the runs folder is refused."""
+    folder = runs_dir().resolve()
+    target = path.resolve()
+    if target.parent != folder:
+        raise PermissionError(f"{path} is not in the runs folder {folder}; only your own runs can be deleted")
+    target.unlink()
+    target.with_suffix(EVAL_SUFFIX).unlink(missing_ok=True)
+
+
+def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -> dict[str, Entry]:
+    """For Compare: one readable checkpoint per method with this data set and latent size (K > 1 methods at
+    this K), pretrained preferred; a method with none is absent."""
+    found: dict[str, Entry] = {}
+    for entry in entries:
+        cfg = entry.config
+        if cfg is None or cfg.dataset != dataset or cfg.latent_dim != latent_dim or cfg.method in found:
+            continue
+        if cfg.k in (1, k):
+            found[cfg.method] = entry
+    return {m: found[m] for m in METHODS if m in found}
+
+
+def eval_log_px(path: Path) -> tuple[float, str] | None:
+    """(test log p(x) estimate, how it was estimated) from the evaluation file or, for a curated
+    checkpoint, the manifest's result; None when neither has one."""
+    manifest = read_manifest() if path.resolve().parent == pretrained_dir().resolve() else {}
+    result = manifest[path.name].result if path.name in manifest else {}
+    for record in (read_eval(path), result):
+        nll = (record or {}).get("test_nll", (record or {}).get("nll"))
+        if isinstance(nll, (int, float)):
+            return -float(nll), f"−NLL ({record.get('estimator', 'estimate')})"
+    return None

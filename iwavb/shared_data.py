@@ -1,0 +1,29 @@
+"""Data sets held in memory once per process, shared read-only by the app's jobs and pages.
+
+Where an image data set is not on this machine, `display_dataset` falls back to the test images that
+ship in `pretrained/previews.npz`, so that pretrained models can still be shown (not trained) offline.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .data import DataError, DataSplits, load_dataset
+
+
+@functools.lru_cache(maxsize=4)
+def cached_dataset(name: str) -> DataSplits:
+    """The full data set (MNIST: 55 MB of uint8), loaded once."""
+    return load_dataset(name)
+
+
+@functools.lru_cache(maxsize=4)
+def display_dataset(name: str) -> DataSplits:
+    """The data set, or, when it is absent, its shipped preview images as train, validation and test."""
+    from .pretrained import display_images
+
+    try:
+        return cached_dataset(name)
+    except DataError:
+        split, label_names = display_images(name)  # raises the DataError again when there are no previews
+        return DataSplits(name, split, split, split, label_names)

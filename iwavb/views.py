@@ -1,0 +1,180 @@
+"""What the app's pages show, computed from a model as plain numpy arrays (no Streamlit, no plotting).
+
+Every function takes the model as it is; to look at a model that a job is training, wrap the calls
+in `viewing(trainer)`, which holds the trainer's lock and evaluation mode for that time only.
+Draws use their own seeded generator, so a view never disturbs a run's random stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .bounds import effective_sample_size, log_weights
+from .data import DataSplits, binarize
+from .grid import posterior_grid
+from .model import LatentVariableModel
+
+if TYPE_CHECKING:
+    from .trainer import Record, Trainer
+
+# Exact log p(x) landmarks of the toy problem (REFERENCE.md): 4 equiprobable one-hot points.
+TOY_BEST_LOG_PX = math.log(1 / 4)  # -1.386: the data distribution itself
+TOY_COLLAPSE_LOG_PX = math.log(1 / 4) + 3 * math.log(3 / 4)  # -2.249: independent pixels, z ignored
+
+
+@contextmanager
+def viewing(trainer: Trainer) -> Iterator[LatentVariableModel]:
+    """The trainer's model in eval mode, with training held off until the block ends."""
+    with trainer.lock:
+        model = trainer.model
+        was_training = model.training
+        model.eval()
+        try:
+            yield model
+        finally:
+            model.train(was_training)
+
+
+def image_shape(data_dim: int) -> tuple[int, int]:
+    """How one data point is drawn: 28x28 for the image sets, a row of 4 cells for the toy."""
+    side = math.isqrt(data_dim)
+    return (side, side) if side * side == data_dim and side > 2 else (1, data_dim)
+
+
+def _device(model: LatentVariableModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _generator(model: LatentVariableModel, seed: int) -> torch.Generator:
+    return torch.Generator(_device(model)).manual_seed(seed)
+
+
+def display_points(data: DataSplits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n distinct test points (grey levels 0..1 (n, D)) and their labels: fixed across views."""
+    images, labels = data.test.images, data.test.labels
+    if data.name == "toy":  # the test set repeats the four points
+        images, labels = data.train.images, data.train.labels
+    return images[:n].float().cpu() / 255.0, labels[:n].cpu()
+
+
+@torch.no_grad()
+def reconstructions(model: LatentVariableModel, images: torch.Tensor, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Grey-level inputs (n, D) and the mean image of one z ~ q(z|x) each, for a binarised copy of the input."""
+    gen = _generator(model, seed)
+    x = binarize(images.to(_device(model)) * 255, gen)  # (n, D) a binary draw, as in training
+    z, _ = model.sample_q(x, 1, gen)  # (n, 1, l)
+    return images.numpy(), model.decode_mean(z[:, 0]).cpu().numpy()
+
+
+@torch.no_grad()
+def prior_samples(model: LatentVariableModel, n: int, seed: int = 0) -> np.ndarray:
+    """Mean images (n, D) of z ~ p(z): what the decoder has learnt to generate."""
+    return model.sample_images(n, _generator(model, seed)).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class LatentProjection:
+    points: np.ndarray  # (N, 2)
+    labels: np.ndarray  # (N,)
+    label_names: tuple[str, ...]
+    axis_titles: tuple[str, str]
+    note: str  # how the points were made, in words
+
+
+@torch.no_grad()
+def latent_projection(model: LatentVariableModel, data: DataSplits, n: int = 1_000, seed: int = 0) -> LatentProjection:
+    """Test points in the latent space: one z ~ q(z|x) each; for l > 2 their first two principal components."""
+    gen = _generator(model, seed)
+    images, labels = data.test.images[:n], data.test.labels[:n]
+    x = binarize(images.to(_device(model)), gen)  # (N, D)
+    z = model.sample_q(x, 1, gen)[0][:, 0].cpu().numpy()  # (N, l)
+    l = z.shape[1]
+    if l <= 2:
+        points = z if l == 2 else np.column_stack([z[:, 0], np.zeros(len(z))])
+        return LatentProjection(points, labels.cpu().numpy(), data.label_names, ("z1", "z2"), "z ~ q(z|x), one per test point")
+    from sklearn.decomposition import PCA  # imported here: scikit-learn takes seconds to import
+
+    pca = PCA(n_components=2).fit(z)
+    share = pca.explained_variance_ratio_
+    return LatentProjection(pca.transform(z), labels.cpu().numpy(), data.label_names,
+                            (f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%})"),
+                            f"z ~ q(z|x) in {l} dimensions, projected on their first two principal components")
+
+
+@dataclass(frozen=True)
+class PosteriorView:
+    axis: np.ndarray  # (G,) grid coordinates on both axes
+    posterior: np.ndarray  # (G, G) true p(z|x) of this model's decoder; [i, j] at z = (axis[j], axis[i])
+    log_px: float  # exact log p(x) by the grid
+    q_samples: np.ndarray  # (S, 2) draws from q(z|x): the cloud
+    iw_samples: np.ndarray  # (K, 2) the K importance samples of one bound evaluation
+    log_w: np.ndarray  # (K,) their log-weights (with T for an implicit q)
+    weights: np.ndarray  # (K,) normalised weights, summing to 1
+    ess: float  # effective sample size of the K weights, in [1, K]
+    bound: float  # log (1/K) sum w: the bound (or objective) of this draw
+
+
+@torch.no_grad()
+def posterior_view(model: LatentVariableModel, x: torch.Tensor, k: int, n_samples: int = 500, seed: int = 0,
+                   extent: float = 4.0, resolution: int = 161) -> PosteriorView:
+    """For one binary x (D,) and a model with l = 2: true posterior beside q's samples and K importance weights."""
+    gen = _generator(model, seed)
+    x = x.to(_device(model)).reshape(1, -1)  # (1, D)
+    grid = posterior_grid(model, x, extent=extent, resolution=resolution)
+    cloud = model.sample_q(x, n_samples, gen)[0][0]  # (S, 2)
+    lw = log_weights(model, x, k, gen)  # (1, K)
+    log_w = lw.log_w[0]  # (K,)
+    return PosteriorView(
+        axis=grid.axis.numpy(),
+        posterior=grid.posterior[0].numpy(),
+        log_px=float(grid.log_px[0]),
+        q_samples=cloud.cpu().numpy(),
+        iw_samples=lw.z[0].cpu().numpy(),
+        log_w=log_w.cpu().numpy(),
+        weights=torch.softmax(log_w, 0).cpu().numpy(),
+        ess=float(effective_sample_size(lw.log_w)[0]),
+        bound=float(torch.logsumexp(log_w, 0) - math.log(k)),  # (2.9) / (3.1)
+    )
+
+
+@torch.no_grad()
+def exact_log_px(model: LatentVariableModel, data: DataSplits, n: int = 200, resolution: int = 201) -> float:
+    """Mean exact log p(x) (l = 2, by the grid) over the toy's four points, or n fixed binarised test images."""
+    if data.name == "toy":
+        x = torch.eye(4)  # the four equiprobable points: their mean is log p(x) under the data distribution
+    else:
+        x = binarize(data.test.images[:n].cpu(), torch.Generator().manual_seed(1234))
+    return float(posterior_grid(model, x, resolution=resolution).log_px.mean())
+
+
+@dataclass(frozen=True)
+class Curves:
+    """A run's history as columns, for plotting."""
+
+    step: np.ndarray
+    train_bound: np.ndarray
+    valid_step: np.ndarray
+    valid_bound: np.ndarray
+    disc_step: np.ndarray  # empty for a Gaussian q, like the two below
+    disc_loss: np.ndarray
+    disc_accuracy: np.ndarray
+
+
+def curves(history: Sequence[Record]) -> Curves:
+    valid = [r for r in history if r.valid_bound is not None]
+    disc = [r for r in history if r.disc_loss is not None]
+    column = lambda rows, name: np.array([getattr(r, name) for r in rows], dtype=float)  # noqa: E731
+    return Curves(column(history, "step"), column(history, "train_bound"), column(valid, "step"),
+                  column(valid, "valid_bound"), column(disc, "step"), column(disc, "disc_loss"), column(disc, "disc_accuracy"))
+
+
+def objective_label(q: str) -> str:
+    """The implicit-q objective uses T and is a bound only while T is optimal (REFERENCE.md)."""
+    return "objective (uses T)" if q == "implicit" else "bound"

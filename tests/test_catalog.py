@@ -1,0 +1,89 @@
+"""The app's checkpoint catalogue: pretrained and own runs, manifest, evaluations, deletion, offline data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from iwavb.catalog import delete_run, eval_log_px, find_four, list_entries
+from iwavb.config import TrainConfig
+from iwavb.trainer import Trainer
+
+
+def save_toy(folder, method: str, name: str | None = None):
+    config = TrainConfig.for_method(method, dataset="toy", latent_dim=2, steps=1, device="cpu")
+    trainer = Trainer(config)
+    return trainer.save(folder / f"{name or method}.safetensors")
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    pretrained, runs = tmp_path / "pretrained", tmp_path / "runs"
+    pretrained.mkdir(), runs.mkdir()
+    monkeypatch.setenv("IWAVB_PRETRAINED_DIR", str(pretrained))
+    monkeypatch.setenv("IWAVB_RUNS_DIR", str(runs))
+    return pretrained, runs
+
+
+def test_pretrained_come_first_with_their_manifest_description_and_bad_files_carry_their_error(folders):
+    pretrained, runs = folders
+    save_toy(pretrained, "avb", "toy-avb")
+    config = TrainConfig.for_method("avb", dataset="toy", latent_dim=2)
+    (pretrained / "manifest.json").write_text(json.dumps({"checkpoints": [
+        {"name": "toy-avb", "description": "AVB on the toy data", "config": config.to_dict(),
+         "result": {"test_nll": 1.40, "estimator": "exact (grid)"}}]}))
+    save_toy(runs, "vae")
+    (runs / "broken.safetensors").write_bytes(b"\x00" * 20)
+    entries = list_entries()
+    assert [(e.source, e.path.name) for e in entries][0] == ("pretrained", "toy-avb.safetensors")
+    assert entries[0].description == "AVB on the toy data" and not entries[0].deletable
+    broken = next(e for e in entries if e.path.name == "broken.safetensors")
+    assert broken.config is None and "broken.safetensors" in broken.error
+    assert eval_log_px(entries[0].path) == (-1.40, "−NLL (exact (grid))")  # from the manifest's result
+
+
+def test_an_evaluation_file_beside_a_run_gives_its_nll(folders):
+    _, runs = folders
+    path = save_toy(runs, "iwae")
+    assert eval_log_px(path) is None
+    path.with_suffix(".eval.json").write_text(json.dumps({"nll": 85.2, "estimator": "IS, k=5000"}))
+    assert eval_log_px(path) == (-85.2, "−NLL (IS, k=5000)")
+
+
+def test_only_own_runs_can_be_deleted_and_their_evaluation_goes_too(folders):
+    pretrained, runs = folders
+    curated = save_toy(pretrained, "vae")
+    with pytest.raises(PermissionError, match="only your own runs"):
+        delete_run(curated)
+    assert curated.exists()
+    run = save_toy(runs, "avb")
+    run.with_suffix(".eval.json").write_text("{}")
+    delete_run(run)
+    assert not run.exists() and not run.with_suffix(".eval.json").exists()
+
+
+def test_find_four_matches_data_latent_size_and_k(folders):
+    _, runs = folders
+    for method in ("vae", "iwae", "avb", "iwavb"):
+        save_toy(runs, method)
+    found = find_four(list_entries(), "toy", 2, 10)
+    assert list(found) == ["vae", "iwae", "avb", "iwavb"]
+    assert find_four(list_entries(), "toy", 2, 5).keys() == {"vae", "avb"}  # the K = 10 runs do not fit K = 5
+    assert find_four(list_entries(), "mnist", 2, 10) == {}
+
+
+def test_display_data_fall_back_to_the_shipped_previews(tmp_path, monkeypatch):
+    from iwavb.pretrained import previews_path
+    from iwavb.shared_data import cached_dataset, display_dataset
+
+    if not previews_path().exists():
+        pytest.skip(f"no shipped previews at {previews_path()}")
+    monkeypatch.setenv("IWAVB_DATA_ROOT", str(tmp_path / "nothing"))
+    monkeypatch.setenv("IWAVB_CACHE_DIR", str(tmp_path / "no-cache"))
+    cached_dataset.cache_clear(), display_dataset.cache_clear()
+    try:
+        data = display_dataset("mnist")
+    finally:
+        cached_dataset.cache_clear(), display_dataset.cache_clear()
+    assert data.test.images.shape[1] == 784 and len(data.test) == 256 and data.label_names[0] == "0"

@@ -1,0 +1,133 @@
+"""What the pages show: views against known answers, figures that draw crisp and honest, the verdict."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from PIL import Image
+
+from iwavb.comparison import Result, axis_effects, bound_note, verdict
+from iwavb.config import TrainConfig
+from iwavb.data import toy_splits
+from iwavb.model import LatentVariableModel
+from iwavb.plots import CurveSeries, Score, bound_figure, image_rows_figure, latent_figure, score_figure
+from iwavb.trainer import Record
+from iwavb.views import (TOY_COLLAPSE_LOG_PX, curves, exact_log_px, image_shape, latent_projection, posterior_view,
+                         viewing)
+
+
+def toy_model(q: str = "gaussian", latent_dim: int = 2) -> LatentVariableModel:
+    config = TrainConfig(dataset="toy", q=q, k=1, latent_dim=latent_dim)
+    return LatentVariableModel(config.model_config()).eval()
+
+
+def test_image_shape_draws_images_square_and_toy_points_as_a_row():
+    assert image_shape(784) == (28, 28)
+    assert image_shape(4) == (1, 4)
+
+
+def test_a_decoder_that_ignores_z_has_the_collapse_log_likelihood():
+    model = toy_model()
+    last = model.decoder[-1]
+    with torch.no_grad():  # p(x_d = 1 | z) = 1/4 for every z: independent pixels
+        for layer in model.decoder:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+        last.bias.fill_(math.log(1 / 3))  # sigmoid(log(1/3)) = 1/4
+    assert exact_log_px(model, toy_splits()) == pytest.approx(TOY_COLLAPSE_LOG_PX, abs=1e-3)
+
+
+@pytest.mark.parametrize("q", ["gaussian", "implicit"])
+def test_posterior_view_weights_ess_and_bound_agree(q):
+    view = posterior_view(toy_model(q), torch.tensor([1.0, 0, 0, 0]), k=16, n_samples=50, resolution=81)
+    assert view.weights.shape == (16,) and view.weights.sum() == pytest.approx(1.0, abs=1e-5)
+    assert 1.0 <= view.ess <= 16.0
+    assert view.ess == pytest.approx(1 / np.sum(view.weights ** 2), rel=1e-4)  # Kish's ESS
+    assert view.bound == pytest.approx(np.logaddexp.reduce(view.log_w) - math.log(16), abs=1e-4)
+    cell = (view.axis[1] - view.axis[0]) ** 2
+    assert view.posterior.sum() * cell == pytest.approx(1.0, abs=1e-4)  # a density on the grid
+    assert view.q_samples.shape == (50, 2) and view.iw_samples.shape == (16, 2)
+
+
+def test_latent_projection_is_the_raw_plane_for_l2_and_pca_above():
+    data = toy_splits()
+    raw = latent_projection(toy_model(latent_dim=2), data, n=40)
+    assert raw.axis_titles == ("z1", "z2") and raw.points.shape == (40, 2) and len(raw.labels) == 40
+    pca = latent_projection(toy_model(latent_dim=6), data, n=40)
+    assert pca.points.shape == (40, 2) and pca.axis_titles[0].startswith("PC 1")
+    assert np.abs(pca.points.mean(0)).max() < 1e-4  # principal components are centred
+
+
+def test_viewing_holds_the_lock_and_restores_training_mode():
+    from iwavb.trainer import Trainer
+
+    trainer = Trainer(TrainConfig.for_method("vae", dataset="toy", latent_dim=2, steps=1, device="cpu"))
+    trainer.model.train()
+    with viewing(trainer) as model:
+        assert trainer.lock.locked() and not model.training
+    assert not trainer.lock.locked() and trainer.model.training
+
+
+def test_curves_split_records_into_columns():
+    history = [Record(10, -2.0, None, 1.2, 0.6, 5.0, 1.0), Record(20, -1.5, -1.6, 1.1, 0.7, 5.0, 2.0)]
+    c = curves(history)
+    assert c.step.tolist() == [10, 20] and c.valid_step.tolist() == [20] and c.valid_bound.tolist() == [-1.6]
+    assert c.disc_accuracy.tolist() == [0.6, 0.7]
+
+
+def test_images_are_upscaled_nearest_neighbour_into_crisp_blocks():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 784))
+    fig = image_rows_figure([("a", images)], (28, 28), "t", width_px=400)
+    png = base64.b64decode(fig.data[0].source.split(",", 1)[1])
+    pixels = np.asarray(Image.open(io.BytesIO(png)))
+    scale = 400 // (3 * 29 + 1)
+    assert pixels.shape == ((28 + 2) * scale, (3 * 29 + 1) * scale)
+    block = pixels[scale: 2 * scale, scale: 2 * scale]  # the first image's top-left pixel
+    assert block.min() == block.max() == round(images[0, 0] * 255)
+
+
+def test_the_implicit_q_curve_is_labelled_as_an_objective_that_uses_t():
+    c = curves([Record(10, -2.0, -2.1, None, None, 5.0, 1.0)])
+    fig = bound_figure([CurveSeries("VAE", "vae", "gaussian", c), CurveSeries("AVB", "avb", "implicit", c)])
+    names = [t.name for t in fig.data]
+    assert "VAE: train bound" in names and "AVB: train objective (uses T)" in names
+
+
+def test_latent_scatter_draws_without_webgl():
+    projection = latent_projection(toy_model(), toy_splits(), n=20)
+    assert all(isinstance(t, go.Scatter) for t in latent_figure(projection).data)
+
+
+def test_a_better_score_gets_a_longer_bar_even_when_negative():
+    fig = score_figure([Score("A", "vae", -2.0), Score("B", "iwae", -1.5)], "log p(x)")
+    bar = fig.data[0]
+    lengths = dict(zip(bar.y, bar.x))
+    assert lengths["B"] > lengths["A"] > 0
+    assert all(base + length == pytest.approx(v) for base, length, v in
+               zip([bar.base] * 2, [lengths["A"], lengths["B"]], [-2.0, -1.5]))
+
+
+def four_results() -> list[Result]:
+    return [Result("vae", "VAE", -1.60, -1.70, False), Result("iwae", "IWAE", -1.45, -1.50, False),
+            Result("avb", "AVB", -1.55, -1.20, True), Result("iwavb", "IWAVB", -1.40, -1.45, True)]
+
+
+def test_axis_effects_are_differences_of_scores():
+    effects = axis_effects(four_results())
+    assert effects[0] == "**more samples K**: +0.150 nats (VAE → IWAE), +0.150 nats (AVB → IWAVB)"
+    assert effects[1] == "**an implicit q**: +0.050 nats (VAE → AVB), +0.050 nats (IWAE → IWAVB)"
+
+
+def test_verdict_names_the_winner_and_flags_an_objective_above_log_px():
+    lines = verdict(four_results(), "exact log p(x)", toy=True)
+    assert lines[0].startswith("🏆 **IWAVB wins**") and "0.050 ahead of IWAE" in lines[0]
+    assert "-1.386" in lines[1] and "IWAVB 98%" in lines[1]
+    assert "no true bound can do that" in bound_note(four_results()[2])  # AVB's objective reads 0.35 too high
+    assert "below log p(x)" in bound_note(four_results()[0])
