@@ -133,7 +133,8 @@ class Discriminator(nn.Module):
 
     AVB's adversary: T = <theta(x), s(z)> + Tx(x) + Tz(z) + ||z||^2 / 2. The last term is the known
     part of -log p(z), so the networks only learn log q(z|x) up to its quadratic prior part.
-    theta(x) and Tx(x) are computed once per x and shared by all samples of z for that x.
+    theta(x) and Tx(x) are computed once per x and shared by all samples of z for that x; s and Tz are
+    linear in the last features h(z), so they are folded into one vector per x (see `forward`).
     """
 
     def __init__(self, config: ModelConfig):
@@ -149,5 +150,10 @@ class Discriminator(nn.Module):
         """x (B, D), z (B, K, l) -> T (B, K)."""
         hx = self.x_net(x)  # (B, H)
         hz = self.z_net(z)  # (B, K, H)
-        inner = torch.einsum("bf,bkf->bk", self.theta(hx), self.s(hz))
-        return inner + self.t_x(hx) + self.t_z(hz).squeeze(-1) + 0.5 * z.pow(2).sum(-1)
+        theta = self.theta(hx)  # (B, W)
+        # <theta, S h + b_s> + <t_z, h> + c_z = <S^T theta + t_z, h> + <theta, b_s> + c_z, with s = (S, b_s)
+        # and Tz = (t_z, c_z): the same T, but each sample of z costs H multiply-adds instead of W * H.
+        # (einsum, not Linear: these products belong to T's inner product, not to a layer.)
+        u = torch.einsum("bw,wh->bh", theta, self.s.weight) + self.t_z.weight  # (B, H)
+        per_x = theta @ self.s.bias + self.t_z.bias + self.t_x(hx).squeeze(-1)  # (B,)
+        return torch.einsum("bh,bkh->bk", u, hz) + per_x.unsqueeze(-1) + 0.5 * z.pow(2).sum(-1)
