@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 Step = Callable[[], Any]
-COUNTED_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 CHUNK_S = 0.5  # steps are timed in chunks of about this long, with one device sync after each
 
 
@@ -55,42 +56,47 @@ def matmul_flops_per_s(device: torch.device, dtype: torch.dtype = torch.float32,
     return 2 * n**3 * steps_per_second(lambda: a @ b, device, seconds, warmup=1)
 
 
-def forward_macs(layer: nn.Module, x: torch.Tensor, out: torch.Tensor) -> int:
-    """Multiply-adds of one call of a Linear or (transposed) convolution, from its shapes."""
-    if isinstance(layer, nn.Linear):
-        return out.numel() * layer.in_features
-    kernel = math.prod(layer.kernel_size)
-    if isinstance(layer, nn.ConvTranspose2d):  # each input element meets every output channel's kernel
-        return x.numel() * layer.out_channels // layer.groups * kernel
-    return out.numel() * layer.in_channels // layer.groups * kernel
+def _einsum_macs(equation: str, *operands: torch.Tensor) -> int:
+    """Multiply-adds of a two-operand einsum: the product of the sizes of all its distinct indices."""
+    sizes = {}
+    for letters, t in zip(equation.replace(" ", "").split("->")[0].split(","), operands):
+        sizes.update(zip(letters, t.shape))
+    return math.prod(sizes.values())
 
 
-class LayerFlops:
-    """FLOPs of the steps run inside it, counted from the shapes of each Linear and conv call.
+# Multiply-adds of one call, from its operands' shapes and its output's: function -> (macs, operands).
+MATRIX_PRODUCTS: dict[Callable, Callable[..., tuple[int, tuple[torch.Tensor, ...]]]] = {
+    F.linear: lambda out, x, w, b=None: (x.numel() * w.shape[0], (x, w)),
+    torch.matmul: lambda out, a, b: (out.numel() * a.shape[-1], (a, b)),
+    torch.Tensor.__matmul__: lambda out, a, b: (out.numel() * a.shape[-1], (a, b)),
+    torch.einsum: lambda out, eq, *ops: (_einsum_macs(eq, *ops), ops),
+    F.conv2d: lambda out, x, w, *rest: (out.numel() * math.prod(w.shape[1:]), (x, w)),
+    # each input element meets a kernel of every output channel (of its group)
+    F.conv_transpose2d: lambda out, x, w, *rest: (x.numel() * math.prod(w.shape[1:]), (x, w)),
+}
 
-    A call costs 2 * multiply-adds forward, and the same again in the backward pass for each of its
-    weight gradient (trained weights) and its input gradient (an input that needs one): 3x forward for
-    a trained layer inside a network, 2x for a first layer or for a frozen layer that passes a gradient
-    back (T in the bound step), 1x for a frozen layer whose input needs none. Elementwise work, norms
-    and T's inner product are left out (under 1% of the mlp steps).
+
+class MatmulFlops(TorchFunctionMode):
+    """FLOPs of the steps run inside it, counted from the shapes of every matrix product and convolution.
+
+    A product costs 2 * multiply-adds forward, and the same again in the backward pass for each operand
+    that needs a gradient: 3x forward for a trained layer inside a network, 2x for a first layer (its
+    input needs none) or for a frozen layer that passes a gradient back (T in the bound step), 1x for a
+    frozen layer whose input needs none. Elementwise work and norms are left out.
     """
 
-    def __init__(self, module: nn.Module):
-        self.module, self.flops, self._hooks = module, 0, []
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
 
-    def __enter__(self) -> "LayerFlops":
-        self._hooks = [m.register_forward_hook(self._count) for m in self.module.modules()
-                       if isinstance(m, COUNTED_LAYERS)]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for hook in self._hooks:
-            hook.remove()
-
-    def _count(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        grad = torch.is_grad_enabled()
-        passes = 1 + int(grad and layer.weight.requires_grad) + int(grad and inputs[0].requires_grad)
-        self.flops += 2 * forward_macs(layer, inputs[0], out) * passes
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        if func in MATRIX_PRODUCTS:
+            positional = (args[0], *args[1]) if func is torch.einsum and isinstance(args[1], (list, tuple)) else args
+            macs, operands = MATRIX_PRODUCTS[func](out, *positional)
+            grads = sum(torch.is_grad_enabled() and t.requires_grad for t in operands)
+            self.flops += 2 * macs * (1 + grads)
+        return out
 
 
 class PeakTensorMemory(TorchDispatchMode):
@@ -153,12 +159,12 @@ class Measurement:
     host_syncs: int | None  # None on a CPU
 
 
-def measure(step: Step, device: torch.device, seconds: float, flops_of: nn.Module | None,
+def measure(step: Step, device: torch.device, seconds: float, count_flops: bool = True,
             track_memory: bool = True) -> Measurement:
     """All figures of one case: FLOPs on the first (warm-up) step, then the rate, memory and syncs."""
     flops = None
-    if flops_of is not None:
-        with LayerFlops(flops_of) as counter:
+    if count_flops:
+        with MatmulFlops() as counter:
             step()
         flops = counter.flops
     rate = steps_per_second(step, device, seconds)

@@ -5,7 +5,8 @@
 Times the project's real step (`Trainer.train_step`) for each method, family and K and, in the same run,
 (a) the naive baseline that loops over the K samples in Python (`variants.looped`), (b) pythae's IWAE
 on the same MLP and batches (`pythae_iwae`, run in its own venv), (c) the device's GEMM throughput,
-against which each step's FLOP count (from its layer shapes, `measure.LayerFlops`) gives a FLOP bound.
+against which each step's FLOP count (from the shapes of its matrix products, `measure.MatmulFlops`)
+gives a FLOP bound.
 Prints a Markdown table (README.md in this folder explains each column).
 """
 
@@ -37,6 +38,7 @@ from .workload import add_workload_arguments, benchmark_data, parse_k_list
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".cache" / "bench-venv"
 VENV_HELP = f"python -m venv --system-site-packages {VENV} && {VENV}/bin/pip install pythae==0.1.2"
+FULL_SECONDS, FULL_K = 3.0, (1, 5, 10)
 QUICK_SECONDS, QUICK_K = 0.5, (1, 10)
 
 
@@ -61,7 +63,7 @@ def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: f
     try:
         with ExitStack() as stack:
             step = VARIANTS[variant](trainer, stack)
-            figures = measure(step, trainer.device, seconds, flops_of=trainer.model if eager else None,
+            figures = measure(step, trainer.device, seconds, count_flops=eager,
                               track_memory=eager or trainer.device.type == "cuda")
     except Exception as err:  # noqa: BLE001  (compile and CUDA graphs may fail: report, go on)
         return dataclasses.replace(row, note=f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
@@ -133,7 +135,8 @@ def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
 
 
 def header(meta: dict) -> str:
-    gemm = ", ".join(f"{v / 1e9:.1f} GFLOP/s ({k})" for k, v in meta["gemm_flops_per_s"].items())
+    gemm = ", ".join(f"{v / 1e9:.1f} GFLOP/s {k} (start {meta['gemm_start'][k] / 1e9:.1f}, end "
+                     f"{meta['gemm_end'][k] / 1e9:.1f})" for k, v in meta["gemm_flops_per_s"].items())
     load = lambda t: "/".join(f"{v:.2f}" for v in t)  # noqa: E731
     return "\n".join([
         f"command: `{meta['command']}` ({meta['date']})",
@@ -162,17 +165,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--family", choices=("auto", "mlp", "conv", "all"), default="auto",
                    help="networks (default auto: mlp, and conv too on a GPU; conv runs ~0.4 steps/s on a CPU)")
     p.add_argument("--methods", type=choice_list(METHODS), default=METHODS, help="default: vae,iwae,avb,iwavb")
-    p.add_argument("--k", type=parse_k_list, default=(1, 5, 10), help="importance samples (default: 1,5,10)")
+    p.add_argument("--k", type=parse_k_list, default=None, help="importance samples (default: 1,5,10)")
     p.add_argument("--variants", type=choice_list(tuple(VARIANTS)), default=None,
                    help=f"ways to run the step, from {', '.join(VARIANTS)} "
                    f"(default: vectorised,looped, plus {','.join(CUDA_VARIANTS)} on CUDA)")
     p.add_argument("--no-pythae", action="store_true", help="leave out pythae's IWAE")
     p.add_argument("--pythae-venv", type=Path, default=VENV, help=f"venv with pythae (default: {VENV})")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS} s per case and K = 1, 10 only")
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_SECONDS} s per case and K = 1, 10, unless --seconds or --k say otherwise")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    p.set_defaults(seconds=None)
     args = p.parse_args(argv)
-    if args.quick:
-        args.seconds, args.k = QUICK_SECONDS, QUICK_K
+    if args.seconds is None:
+        args.seconds = QUICK_SECONDS if args.quick else FULL_SECONDS
+    if args.k is None:
+        args.k = QUICK_K if args.quick else FULL_K
     if args.seconds <= 0 or args.batch < 1 or (args.threads is not None and args.threads < 1):
         p.error("--seconds, --batch and --threads must be positive")
     return args
@@ -192,18 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     data, data_note = benchmark_data(args.data, args.data_root)
     data = data.to(device)  # once: every trainer then uses these tensors as they are
     load_before = os.getloadavg()
-    gemm = {"float32": matmul_flops_per_s(device)}
-    if "amp" in variants:
-        gemm["bfloat16"] = matmul_flops_per_s(device, torch.bfloat16)
+    dtypes = (torch.float32, *((torch.bfloat16,) if "amp" in variants else ()))
+    gemm_start = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}
     rows = [measure_case(config, data, variant, args.seconds)
             for config, variant in tqdm(todo, desc="cases", unit="case", file=sys.stderr)]
     wants_pythae = not args.no_pythae and any(c.family == "mlp" and c.q == "gaussian" for c, _ in todo)
     extra, pythae_note = pythae_rows(args, args.k, device) if wants_pythae else ([], "pythae: not asked for")
+    gemm_end = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}
+    gemm = {d: max(gemm_start[d], gemm_end[d]) for d in gemm_start}  # the better of the two: a ceiling
     meta = {
         "command": " ".join(["python -m benchmarks.train_speed", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%d %H:%M"), "device": device_description(device), "torch": torch.__version__,
         "data": data_note, "batch": args.batch, "latent": args.latent, "seconds": args.seconds,
-        "gemm_flops_per_s": gemm, "cpu_count": os.cpu_count(), "load_before": load_before,
+        "gemm_flops_per_s": gemm, "gemm_start": gemm_start, "gemm_end": gemm_end, "cpu_count": os.cpu_count(), "load_before": load_before,
         "load_after": os.getloadavg(), "pythae": pythae_note,
     }
     rows = with_shared_flops(rows + extra)
