@@ -10,6 +10,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import ModelConfig
 
@@ -86,7 +87,8 @@ class GaussianEncoder(nn.Module):
 class ImplicitEncoder(nn.Module):
     """z = f(x, e), e ~ N(0, I) (2.12): no density, only samples.
 
-    f = head([features(x), e]); the features are computed once per x and shared by the K noise draws.
+    f = head([features(x), e]); the features are computed once per x and shared by the K noise draws,
+    and so is their part of the head's first layer (see `sample`).
     """
 
     def __init__(self, config: ModelConfig):
@@ -101,7 +103,11 @@ class ImplicitEncoder(nn.Module):
         feats = self.features(x)  # (B, F)
         e = torch.randn(x.shape[0], k, self.noise_dim, device=x.device, dtype=feats.dtype,
                         generator=generator)  # (B, K, noise)
-        z = self.head(torch.cat([feats.unsqueeze(1).expand(-1, k, -1), e], dim=-1))  # (B, K, l)
+        # head[0]([f, e]) = W_f f + W_e e + b: the x-part once per x, not once per noise draw
+        first, width = self.head[0], feats.shape[-1]
+        h_x = F.linear(feats, first.weight[:, :width], first.bias)  # (B, H)
+        h_e = F.linear(e, first.weight[:, width:])  # (B, K, H)
+        z = self.head[1:](h_x.unsqueeze(1) + h_e)  # (B, K, l)
         return z, None
 
 
