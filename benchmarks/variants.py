@@ -2,7 +2,8 @@
 
 - `vectorised`: the step as the project runs it (K samples in one decoder and one T call).
 - `looped`: the naive baseline: the same step with the K samples taken one at a time in Python, each
-  with its own encoder, decoder and T call (the one formula, `log_weights`, called K times with K = 1).
+  with its own encoder, decoder and T call (the one formula, `log_weights`, called K times with K = 1);
+  only T's x-features, which the trainer computes once per step, are shared.
 - `amp`, `compile`, `cuda-graph`: options meant for CUDA, measured rather than assumed.
 
 Each builder gets a fresh trainer and an ExitStack (for the patches it makes while the case runs) and
@@ -22,23 +23,24 @@ import torch
 import iwavb.trainer
 from iwavb.bounds import DiscriminatorLoss, LogWeights, discriminator_loss, log_weights
 from iwavb.model import LatentVariableModel
-from iwavb.nets import Discriminator
+from iwavb.nets import Discriminator, XPart
 from iwavb.trainer import Trainer
 
 from .measure import Step
 
 
 def looped_log_weights(model: LatentVariableModel, x: torch.Tensor, k: int,
-                       generator: torch.Generator | None = None) -> LogWeights:
+                       generator: torch.Generator | None = None, disc_x_part: XPart | None = None) -> LogWeights:
     """K separate one-sample passes, stacked: the same log-weights (B, K) in distribution."""
-    parts = [log_weights(model, x, 1, generator) for _ in range(k)]
+    parts = [log_weights(model, x, 1, generator, disc_x_part) for _ in range(k)]
     return LogWeights(*(torch.cat([getattr(p, f.name) for p in parts], dim=1) for f in dataclasses.fields(LogWeights)))
 
 
 def looped_discriminator_loss(discriminator: Discriminator, x: torch.Tensor, z_q: torch.Tensor,
-                              generator: torch.Generator | None = None) -> DiscriminatorLoss:
+                              generator: torch.Generator | None = None, x_part: XPart | None = None
+                              ) -> DiscriminatorLoss:
     """(2.14) one sample at a time: the mean over k of the per-k losses equals the mean over (B, K)."""
-    parts = [discriminator_loss(discriminator, x, z_q[:, i : i + 1], generator) for i in range(z_q.shape[1])]
+    parts = [discriminator_loss(discriminator, x, z_q[:, i : i + 1], generator, x_part) for i in range(z_q.shape[1])]
     return DiscriminatorLoss(torch.stack([p.loss for p in parts]).mean(), torch.stack([p.accuracy for p in parts]).mean())
 
 

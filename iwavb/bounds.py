@@ -18,7 +18,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from .model import LatentVariableModel, log_prior
-from .nets import Discriminator
+from .nets import Discriminator, XPart
 
 
 @dataclass(frozen=True)
@@ -29,27 +29,33 @@ class LogWeights:
     z: torch.Tensor  # (B, K, l) the samples from q(z|x)
 
 
-def frozen_discriminator(discriminator: Discriminator, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def frozen_discriminator(discriminator: Discriminator, x: torch.Tensor, z: torch.Tensor,
+                         x_part: XPart | None = None) -> torch.Tensor:
     """T(x, z) with T's weights held fixed: gradients reach z (and so q), never T's parameters.
 
     The text after (2.15): the gradient of T* with respect to q's parameters vanishes in expectation,
     so the bound step treats T as a fixed function; T is trained by (2.14) alone.
+    `x_part`: T's x-features (`Discriminator.x_part`) where already computed; they are used detached.
     """
     state = {name: p.detach() for name, p in discriminator.named_parameters()}
     state.update(discriminator.named_buffers())
-    return functional_call(discriminator, state, (x, z))
+    fixed = None if x_part is None else (x_part[0].detach(), x_part[1].detach())
+    return functional_call(discriminator, state, (x, z), {"x_part": fixed})
 
 
-def log_weights(model: LatentVariableModel, x: torch.Tensor, k: int,
-                generator: torch.Generator | None = None) -> LogWeights:
-    """K samples z ~ q(z|x) per x and their log-weights: one decoder and one T call on B*K latents."""
+def log_weights(model: LatentVariableModel, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                disc_x_part: XPart | None = None) -> LogWeights:
+    """K samples z ~ q(z|x) per x and their log-weights: one decoder and one T call on B*K latents.
+
+    `disc_x_part`: T's x-features where already computed (the trainer shares them with (2.14)).
+    """
     z, log_q = model.sample_q(x, k, generator)  # (B, K, l), (B, K) or None
     log_px_given_z = model.log_px_given_z(x, z)  # (B, K)  (2.2)
     if log_q is not None:
         log_ratio = log_q - log_prior(z)  # (2.6): exact log q(z|x) - log p(z)
     else:
         assert model.discriminator is not None
-        log_ratio = frozen_discriminator(model.discriminator, x, z)  # (2.13): T ~ log q - log p
+        log_ratio = frozen_discriminator(model.discriminator, x, z, disc_x_part)  # (2.13): T ~ log q - log p
     return LogWeights(log_px_given_z - log_ratio, log_px_given_z, log_ratio, z)
 
 
@@ -76,14 +82,15 @@ class DiscriminatorLoss:
 
 
 def discriminator_loss(discriminator: Discriminator, x: torch.Tensor, z_q: torch.Tensor,
-                       generator: torch.Generator | None = None) -> DiscriminatorLoss:
+                       generator: torch.Generator | None = None, x_part: XPart | None = None) -> DiscriminatorLoss:
     """(2.14): logistic regression of z ~ q(z|x) (label 1) against z ~ p(z) (label 0), same x.
 
     x (B, D), z_q (B, K, l) detached samples of q. At the optimum T = log q(z|x) - log p(z).
+    `x_part`: `discriminator.x_part(x)` where already computed with T's current weights.
     """
     z_q = z_q.detach()
     z_p = torch.randn(z_q.shape, device=z_q.device, dtype=z_q.dtype, generator=generator)  # (B, K, l) ~ p(z)
-    t = discriminator(x, torch.cat([z_q, z_p], dim=1))  # (B, 2K): one call, x-features shared
+    t = discriminator(x, torch.cat([z_q, z_p], dim=1), x_part)  # (B, 2K): one call, x-features shared
     t_q, t_p = t.split(z_q.shape[1], dim=1)
     loss = F.binary_cross_entropy_with_logits(t_q, torch.ones_like(t_q)) + F.binary_cross_entropy_with_logits(
         t_p, torch.zeros_like(t_p)

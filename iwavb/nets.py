@@ -16,6 +16,7 @@ from .config import ModelConfig
 
 CONV_FEATURES = 512  # width of the dense layer after AVB's conv stack (7*7*512 -> 512)
 CONV_ADVERSARY = (1024, 8192)  # AVB's adversary: 3 layers of 1024 units -> 8192 features
+XPart = tuple[torch.Tensor, torch.Tensor]  # what T takes from x alone: u (B, H), a constant (B,) per x
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU, last_activation: bool = False) -> nn.Sequential:
@@ -152,14 +153,20 @@ class Discriminator(nn.Module):
         self.theta, self.t_x = nn.Linear(hidden, width), nn.Linear(hidden, 1)
         self.s, self.t_z = nn.Linear(hidden, width), nn.Linear(hidden, 1)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """x (B, D), z (B, K, l) -> T (B, K)."""
+    def x_part(self, x: torch.Tensor) -> XPart:
+        """What T takes from x alone: u (B, H) and a constant (B,) per x, such that T = <u, h(z)> + c + ||z||^2/2.
+
+        <theta, S h + b_s> + <t_z, h> + c_z = <S^T theta + t_z, h> + <theta, b_s> + c_z, with s = (S, b_s)
+        and Tz = (t_z, c_z): the same T, but each sample of z costs H multiply-adds instead of W * H.
+        """
         hx = self.x_net(x)  # (B, H)
-        hz = self.z_net(z)  # (B, K, H)
         theta = self.theta(hx)  # (B, W)
-        # <theta, S h + b_s> + <t_z, h> + c_z = <S^T theta + t_z, h> + <theta, b_s> + c_z, with s = (S, b_s)
-        # and Tz = (t_z, c_z): the same T, but each sample of z costs H multiply-adds instead of W * H.
         # (einsum, not Linear: these products belong to T's inner product, not to a layer.)
         u = torch.einsum("bw,wh->bh", theta, self.s.weight) + self.t_z.weight  # (B, H)
-        per_x = theta @ self.s.bias + self.t_z.bias + self.t_x(hx).squeeze(-1)  # (B,)
+        return u, theta @ self.s.bias + self.t_z.bias + self.t_x(hx).squeeze(-1)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, x_part: XPart | None = None) -> torch.Tensor:
+        """x (B, D), z (B, K, l) -> T (B, K); `x_part`: `self.x_part(x)` where it is already computed."""
+        u, per_x = self.x_part(x) if x_part is None else x_part  # (B, H), (B,)
+        hz = self.z_net(z)  # (B, K, H)
         return torch.einsum("bh,bkh->bk", u, hz) + per_x.unsqueeze(-1) + 0.5 * z.pow(2).sum(-1)

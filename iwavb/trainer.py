@@ -108,20 +108,25 @@ class Trainer:
         """One update of decoder and q by the bound, then of T by (2.14). Device tensors, no sync."""
         cfg = self.config
         x = binarize(self.data.train.images[self.sampler.next_indices()], self.generator)  # (B, D)
-        weights = log_weights(self.model, x, cfg.k, self.generator)
+        discriminator = self.model.discriminator
+        # T's x-features, computed once: used fixed (detached) by the bound, trained by (2.14). The bound
+        # step updates only decoder and q, so they still hold for T's first update below.
+        disc_x = discriminator.x_part(x) if discriminator is not None else None
+        weights = log_weights(self.model, x, cfg.k, self.generator, disc_x)
         bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
         self.optimizer.zero_grad(set_to_none=True)
         (-bound).backward()
         self.optimizer.step()
         if self.disc_optimizer is None:
             return bound.detach(), None, None
-        assert self.model.discriminator is not None
+        assert discriminator is not None
         z_q = weights.z
         for i in range(cfg.disc_steps):
             if i > 0:
                 with torch.no_grad():
                     z_q = self.model.sample_q(x, cfg.k, self.generator)[0]
-            disc = discriminator_loss(self.model.discriminator, x, z_q, self.generator)
+                disc_x = None  # T has changed since: recompute its x-features
+            disc = discriminator_loss(discriminator, x, z_q, self.generator, disc_x)
             self.disc_optimizer.zero_grad(set_to_none=True)
             disc.loss.backward()
             self.disc_optimizer.step()
