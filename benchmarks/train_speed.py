@@ -37,7 +37,8 @@ from .workload import add_workload_arguments, benchmark_data, parse_k_list
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".cache" / "bench-venv"
-VENV_HELP = f"python -m venv --system-site-packages {VENV} && {VENV}/bin/pip install pythae==0.1.2"
+PYTHAE = "0.1.2"
+VENV_HELP = f"python -m venv --system-site-packages {VENV} && {VENV}/bin/pip install pythae=={PYTHAE}"
 FULL_SECONDS, FULL_K = 3.0, (1, 5, 10)
 QUICK_SECONDS, QUICK_K = 0.5, (1, 10)
 
@@ -70,28 +71,25 @@ def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: f
     return Row(row.family, row.method, row.k, variant, **dataclasses.asdict(figures))
 
 
-def pythae_rows(args: argparse.Namespace, ks: tuple[int, ...], device: torch.device) -> tuple[list[Row], str]:
-    """pythae's IWAE for each K, run by the benchmark venv's Python; ([], why) when it cannot run."""
-    python = args.pythae_venv / "bin" / "python"
-    if not python.exists():
-        return [], f"pythae skipped: no venv at {args.pythae_venv}; to include it: {VENV_HELP}"
-    shared = ["--data", args.data, "--batch", str(args.batch), "--latent", str(args.latent),
-              "--seconds", str(args.seconds), "--threads", str(torch.get_num_threads()), "--device", str(device)]
-    shared += ["--hidden", str(args.hidden)] if args.hidden else []
-    shared += ["--data-root", str(args.data_root)] if args.data_root else []
-    command = [str(python), "-m", "benchmarks.pythae_iwae", "--k", ",".join(map(str, ks)), *shared]
+def measure_pythae(args: argparse.Namespace, config: TrainConfig) -> Row:
+    """pythae's IWAE with the settings of `config`, run by the benchmark venv's Python (`pythae_iwae`)."""
+    row = Row(config.family, config.method, config.k, "pythae")
+    command = [str(args.pythae_venv / "bin" / "python"), "-m", "benchmarks.pythae_iwae", "--k", str(config.k),
+               "--data", args.data, "--batch", str(config.batch_size), "--latent", str(config.latent_dim),
+               "--hidden", str(config.hidden), "--seconds", str(args.seconds),
+               "--threads", str(torch.get_num_threads()), "--device", config.device]
+    command += ["--data-root", str(args.data_root)] if args.data_root else []
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
-        return [], f"pythae failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}"
-    rows = []
-    for figures in json.loads(done.stdout.splitlines()[-1])["rows"]:
-        k = figures.pop("k")
-        rows.append(Row("mlp", method_name("gaussian", k), k, "pythae", **figures))
-    return rows, "pythae 0.1.2 IWAE: its model and loss on this project's networks, same batches and fused Adam"
+        return dataclasses.replace(row, note=f"failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}")
+    figures = json.loads(done.stdout.splitlines()[-1])["rows"][0]
+    del figures["k"]
+    return dataclasses.replace(row, **figures)
 
 
-def cases(args: argparse.Namespace, device: torch.device) -> list[tuple[TrainConfig, str]]:
-    """(config, variant) for each family, method, K and variant asked for; looped only where K > 1."""
+def cases(args: argparse.Namespace, device: torch.device, pythae: bool) -> list[tuple[TrainConfig, str]]:
+    """(config, variant) for each family, method, K and variant asked for; looped only where K > 1, and
+    pythae's IWAE right after the project's vectorised step that it is compared with (mlp, Gaussian q)."""
     families = {"auto": ("mlp", "conv") if device.type == "cuda" else ("mlp",), "all": ("mlp", "conv")}
     out = []
     for family in families.get(args.family, (args.family,)):
@@ -103,7 +101,24 @@ def cases(args: argparse.Namespace, device: torch.device) -> list[tuple[TrainCon
                                                 family=family, hidden=args.hidden, batch_size=args.batch,
                                                 device=str(device))
                 out += [(config, v) for v in args.variants if v != "looped" or k > 1]
+                out += [(config, "pythae")] if pythae and family == "mlp" and q == "gaussian" else []
     return out
+
+
+def run_cases(args: argparse.Namespace, todo: list[tuple[TrainConfig, str]], data: DataSplits) -> list[Row]:
+    """Every case, `--rounds` times (every other round in reverse order), keeping each case's fastest round."""
+    best: dict[tuple[str, str, int, str], Row] = {}
+    rounds = [todo if r % 2 == 0 else todo[::-1] for r in range(args.rounds)]
+    for config, variant in tqdm([case for cases_ in rounds for case in cases_], desc="cases", unit="case",
+                                file=sys.stderr):
+        if variant == "pythae":
+            row = measure_pythae(args, config)
+        else:
+            row = measure_case(config, data, variant, args.seconds)
+        key = (row.family, row.method, row.k, row.variant)
+        if key not in best or (row.steps_per_s or 0) > (best[key].steps_per_s or 0):
+            best[key] = row
+    return list(best.values())
 
 
 def with_shared_flops(rows: list[Row]) -> list[Row]:
@@ -141,7 +156,8 @@ def header(meta: dict) -> str:
     return "\n".join([
         f"command: `{meta['command']}` ({meta['date']})",
         f"device: {meta['device']}, torch {meta['torch']}; data: {meta['data']}",
-        f"batch {meta['batch']}, l = {meta['latent']}, {meta['seconds']} s per case; GEMM ceiling: {gemm}",
+        f"batch {meta['batch']}, l = {meta['latent']}, {meta['seconds']} s per case, best of {meta['rounds']} "
+        f"round(s); GEMM ceiling: {gemm}",
         f"load average (1/5/15 min, {meta['cpu_count']} cores): before {load(meta['load_before'])}, "
         f"after {load(meta['load_after'])}",
         meta["pythae"],
@@ -169,6 +185,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--variants", type=choice_list(tuple(VARIANTS)), default=None,
                    help=f"ways to run the step, from {', '.join(VARIANTS)} "
                    f"(default: vectorised,looped, plus {','.join(CUDA_VARIANTS)} on CUDA)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every case this many times, interleaved, and keep the fastest (default: 1)")
     p.add_argument("--no-pythae", action="store_true", help="leave out pythae's IWAE")
     p.add_argument("--pythae-venv", type=Path, default=VENV, help=f"venv with pythae (default: {VENV})")
     p.add_argument("--quick", action="store_true",
@@ -180,8 +198,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seconds = QUICK_SECONDS if args.quick else FULL_SECONDS
     if args.k is None:
         args.k = QUICK_K if args.quick else FULL_K
-    if args.seconds <= 0 or args.batch < 1 or (args.threads is not None and args.threads < 1):
-        p.error("--seconds, --batch and --threads must be positive")
+    if args.seconds <= 0 or args.batch < 1 or args.rounds < 1 or (args.threads is not None and args.threads < 1):
+        p.error("--seconds, --batch, --rounds and --threads must be positive")
     return args
 
 
@@ -192,29 +210,33 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         variants = args.variants or ("vectorised", "looped", *(CUDA_VARIANTS if device.type == "cuda" else ()))
         args.variants = variants
-        todo = cases(args, device)
+        has_venv = (args.pythae_venv / "bin" / "python").exists()
+        todo = cases(args, device, pythae=has_venv and not args.no_pythae)
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.no_pythae:
+        pythae_note = "pythae: left out (--no-pythae)"
+    elif has_venv:
+        pythae_note = f"pythae {PYTHAE} IWAE: its model and loss on this project's networks, same batches and fused Adam"
+    else:
+        pythae_note = f"pythae skipped: no venv at {args.pythae_venv}; to include it: {VENV_HELP}"
     data, data_note = benchmark_data(args.data, args.data_root)
     data = data.to(device)  # once: every trainer then uses these tensors as they are
     load_before = os.getloadavg()
     dtypes = (torch.float32, *((torch.bfloat16,) if "amp" in variants else ()))
     gemm_start = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}
-    rows = [measure_case(config, data, variant, args.seconds)
-            for config, variant in tqdm(todo, desc="cases", unit="case", file=sys.stderr)]
-    wants_pythae = not args.no_pythae and any(c.family == "mlp" and c.q == "gaussian" for c, _ in todo)
-    extra, pythae_note = pythae_rows(args, args.k, device) if wants_pythae else ([], "pythae: not asked for")
+    rows = run_cases(args, todo, data)
     gemm_end = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}
     gemm = {d: max(gemm_start[d], gemm_end[d]) for d in gemm_start}  # the better of the two: a ceiling
     meta = {
         "command": " ".join(["python -m benchmarks.train_speed", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%d %H:%M"), "device": device_description(device), "torch": torch.__version__,
         "data": data_note, "batch": args.batch, "latent": args.latent, "seconds": args.seconds,
-        "gemm_flops_per_s": gemm, "gemm_start": gemm_start, "gemm_end": gemm_end, "cpu_count": os.cpu_count(), "load_before": load_before,
-        "load_after": os.getloadavg(), "pythae": pythae_note,
+        "rounds": args.rounds, "gemm_flops_per_s": gemm, "gemm_start": gemm_start, "gemm_end": gemm_end,
+        "cpu_count": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(), "pythae": pythae_note,
     }
-    rows = with_shared_flops(rows + extra)
+    rows = with_shared_flops(rows)
     print(header(meta) + "\n\n" + table(rows, gemm, device.type == "cuda"))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1))
