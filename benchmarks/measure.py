@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 Step = Callable[[], Any]
-CHUNK_S = 0.5  # steps are timed in chunks of about this long, with one device sync after each
+CHUNK_S = 0.25  # steps are timed in chunks of about this long, with one device sync after each
 
 
 def synchronize(device: torch.device) -> None:
@@ -31,29 +31,33 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def steps_per_second(step: Step, device: torch.device, seconds: float, warmup: int = 2, min_steps: int = 3) -> float:
-    """Mean rate of `step` over about `seconds` (at least `min_steps` steps), after `warmup` steps."""
+def steps_per_second(step: Step, device: torch.device, seconds: float, warmup: int = 2,
+                     min_chunks: int = 3) -> tuple[float, float]:
+    """(best, mean) rate of `step` over about `seconds`, timed in chunks of ~CHUNK_S after `warmup` steps.
+
+    The best chunk is the figure to quote on a shared machine: other work only ever slows a chunk down.
+    """
     for _ in range(warmup):
         step()
     synchronize(device)
+    rates: list[float] = []
     done, chunk, start = 0, 1, time.perf_counter()
-    while True:
+    while len(rates) < min_chunks or time.perf_counter() - start < seconds:
+        chunk_start = time.perf_counter()
         for _ in range(chunk):
             step()
         synchronize(device)  # a step only queues work on a GPU: time what has finished
+        rates.append(chunk / (time.perf_counter() - chunk_start))
         done += chunk
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and done >= min_steps:
-            return done / elapsed
-        rate = done / elapsed
-        chunk = max(1, min_steps - done, math.ceil(rate * min(seconds - elapsed, CHUNK_S)))
+        chunk = max(1, round(rates[-1] * CHUNK_S))
+    return max(rates), done / (time.perf_counter() - start)
 
 
 def matmul_flops_per_s(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 1.0) -> float:
     """The device's throughput on one large square GEMM: the ceiling that a step's FLOP count is set against."""
     n = 8192 if device.type == "cuda" else 2048 if dtype == torch.float32 else 256  # CPU bfloat16 may be ~1 GFLOP/s
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    return 2 * n**3 * steps_per_second(lambda: a @ b, device, seconds, warmup=1)
+    return 2 * n**3 * steps_per_second(lambda: a @ b, device, seconds, warmup=1)[0]
 
 
 def _einsum_macs(equation: str, *operands: torch.Tensor) -> int:
@@ -153,7 +157,8 @@ def host_syncs(step: Step, device: torch.device) -> int | None:
 
 @dataclass(frozen=True)
 class Measurement:
-    steps_per_s: float
+    steps_per_s: float  # the best chunk's rate (see `steps_per_second`)
+    mean_steps_per_s: float
     flops_per_step: int | None  # None where the step cannot be counted eagerly (compiled, graphed)
     peak_bytes: int | None  # None where it cannot be tracked (compiled code on a CPU, graph replays)
     host_syncs: int | None  # None on a CPU
@@ -167,6 +172,6 @@ def measure(step: Step, device: torch.device, seconds: float, count_flops: bool 
         with MatmulFlops() as counter:
             step()
         flops = counter.flops
-    rate = steps_per_second(step, device, seconds)
+    best, mean = steps_per_second(step, device, seconds)
     peak = peak_step_memory(step, device) if track_memory else None
-    return Measurement(rate, flops, peak, host_syncs(step, device))
+    return Measurement(best, mean, flops, peak, host_syncs(step, device))

@@ -49,7 +49,8 @@ class Row:
     method: str
     k: int
     variant: str  # vectorised, looped, amp, compile, cuda-graph, or pythae
-    steps_per_s: float | None = None
+    steps_per_s: float | None = None  # the best ~0.25 s chunk
+    mean_steps_per_s: float | None = None  # over the whole case
     flops_per_step: int | None = None
     peak_bytes: int | None = None
     host_syncs: int | None = None

@@ -52,6 +52,7 @@ def test_benchmark_reports_every_method_with_its_looped_baseline(tmp_path, capsy
     assert set(by_case) == {("vae", "vectorised"), ("avb", "vectorised"), ("iwae", "vectorised"),
                             ("iwavb", "vectorised"), ("iwae", "looped"), ("iwavb", "looped")}
     assert all(r["steps_per_s"] > 0 and r["flops_per_step"] > 0 and r["peak_bytes"] > 0 for r in rows)
+    assert all(r["mean_steps_per_s"] <= r["steps_per_s"] for r in rows)  # the best chunk bounds the mean
     for method in ("iwae", "iwavb"):  # the naive loop recomputes the x-features for every sample
         assert by_case[(method, "looped")]["flops_per_step"] > by_case[(method, "vectorised")]["flops_per_step"]
     out = capsys.readouterr().out
