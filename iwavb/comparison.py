@@ -59,7 +59,7 @@ def verdict(results: Sequence[Result], score_name: str, toy: bool) -> list[str]:
         return []
     ranked = sorted(results, key=lambda r: r.score, reverse=True)
     best = ranked[0]
-    lines = [f"🏆 **{best.name} wins** with {score_name} = **{best.score:.3f}** nats"
+    lines = [f":material/emoji_events: **{best.name} wins** with {score_name} = **{best.score:.3f}** nats"
              + (f", {best.score - ranked[1].score:.3f} ahead of {ranked[1].name}." if len(ranked) > 1 else ".")]
     if toy:
         span = TOY_BEST_LOG_PX - TOY_COLLAPSE_LOG_PX

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from app_folders import empty_folders
 from iwavb.catalog import delete_run, eval_log_px, find_four, list_entries
 from iwavb.config import TrainConfig
 from iwavb.trainer import Trainer
@@ -19,11 +20,9 @@ def save_toy(folder, method: str, name: str | None = None):
 
 @pytest.fixture
 def folders(tmp_path, monkeypatch):
-    pretrained, runs = tmp_path / "pretrained", tmp_path / "runs"
-    pretrained.mkdir(), runs.mkdir()
-    monkeypatch.setenv("IWAVB_PRETRAINED_DIR", str(pretrained))
-    monkeypatch.setenv("IWAVB_RUNS_DIR", str(runs))
-    return pretrained, runs
+    for name, value in empty_folders(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    return tmp_path / "pretrained", tmp_path / "runs"
 
 
 def test_pretrained_come_first_with_their_manifest_description_and_bad_files_carry_their_error(folders):

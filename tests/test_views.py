@@ -127,7 +127,7 @@ def test_axis_effects_are_differences_of_scores():
 
 def test_verdict_names_the_winner_and_flags_an_objective_above_log_px():
     lines = verdict(four_results(), "exact log p(x)", toy=True)
-    assert lines[0].startswith("🏆 **IWAVB wins**") and "0.050 ahead of IWAE" in lines[0]
+    assert lines[0].startswith(":material/emoji_events: **IWAVB wins**") and "0.050 ahead of IWAE" in lines[0]
     assert "-1.386" in lines[1] and "IWAVB 98%" in lines[1]
     assert "no true bound can do that" in bound_note(four_results()[2])  # AVB's objective reads 0.35 too high
     assert "below log p(x)" in bound_note(four_results()[0])

@@ -1,0 +1,95 @@
+"""The Compare page's live parts: the four runs' progress and curves, then scores, verdict and pictures."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from iwavb.comparison import Result, verdict
+from iwavb.jobs import Job, JobSnapshot
+from iwavb.plots import CurveSeries, bound_figure, image_rows_figure, latent_figure, score_figure, Score
+from iwavb.views import TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX, curves
+from app_pages import common
+from app_pages.live_charts import live_charts
+
+TOY_LANDMARKS = {"best possible −1.386": TOY_BEST_LOG_PX, "posterior collapse −2.249": TOY_COLLAPSE_LOG_PX}
+PREVIEW_IMAGES = 6
+
+
+def progress(job: Job, was_active: bool) -> None:
+    snap = job.snapshot()
+    if was_active and not snap.active:
+        st.rerun()
+    common.show_job_messages(snap)
+    run = snap.runs[snap.current]
+    done = sum(r.step for r in snap.runs)
+    total = sum(r.total_steps for r in snap.runs)
+    text = (f"{snap.message}: **{run.name}** ({snap.current + 1} of {len(snap.runs)}), step {run.step:,} of "
+            f"{run.total_steps:,}" if snap.active else f"{len(snap.runs)} runs, {snap.status}")
+    st.progress(min(1.0, done / max(total, 1)), text=text)
+    series = [CurveSeries(r.name, r.config.method, r.config.q, curves(r.history)) for r in snap.runs if r.history]
+    landmarks = TOY_LANDMARKS if snap.runs[0].config.dataset == "toy" else None
+    live_charts([[bound_figure(series, landmarks, "The four during training")]], key="compare_live")
+
+
+def _finished(job: Job, snap: JobSnapshot) -> list[int]:
+    return [i for i in range(len(snap.runs)) if job.trainer(i) is not None and (i < snap.current or not snap.active)]
+
+
+def _score(job: Job, snap: JobSnapshot, index: int) -> tuple[float, str] | None:
+    """(log p(x), how it was measured) of a finished run, computed once per run and step."""
+    run = snap.runs[index]
+    key = f"score:{snap.job_id}:{index}:{run.step}"
+    if key not in st.session_state:
+        st.session_state[key] = common.model_score(job.trainer(index), job.specs[index].checkpoint)
+    return st.session_state[key]
+
+
+def _last_valid(history) -> float | None:
+    return next((r.valid_bound for r in reversed(history) if r.valid_bound is not None), None)
+
+
+def results(job: Job) -> None:
+    from iwavb.views import display_points, image_shape, latent_projection, reconstructions, viewing
+
+    snap = job.snapshot()
+    finished = _finished(job, snap)
+    if not finished:
+        st.caption("Scores and pictures appear here as each run finishes.")
+        return
+    config = snap.runs[finished[0]].config
+    toy = config.dataset == "toy"
+    scores = {i: _score(job, snap, i) for i in finished}
+    measured = [i for i in finished if scores[i] is not None]
+    st.subheader("Who wins, and why")
+    if measured:
+        estimator = scores[measured[0]][1]
+        results_ = [Result(snap.runs[i].config.method, snap.runs[i].name, scores[i][0],
+                           _last_valid(snap.runs[i].history), snap.runs[i].config.q == "implicit") for i in measured]
+        figure = score_figure([Score(r.name, r.method, r.score, r.bound) for r in results_], estimator,
+                              TOY_LANDMARKS if toy else None, f"{estimator} (bars) and the training bound (◆)")
+        st.plotly_chart(figure, key="compare_scores")
+        winner, *reasons = verdict(results_, estimator, toy)
+        st.success(winner)
+        st.markdown("\n".join(f"- {line}" for line in reasons))
+    else:
+        st.warning("No log-likelihood for these runs yet (they have l > 2 and no evaluation file): compare the "
+                   "validation bounds above, remembering that an implicit q's objective uses T and can read too high.")
+
+    data = common.dataset(config.dataset)
+    images, _ = display_points(data, PREVIEW_IMAGES)
+    cols = st.columns(len(finished))
+    for col, i in zip(cols, finished):
+        run = snap.runs[i]
+        with viewing(job.trainer(i)) as model:
+            if toy:
+                figure = latent_figure(latent_projection(model, data, seed=1), f"{run.name}: z ~ q(z|x)", limit=4.0,
+                                       legend=False, height=330)
+            else:
+                originals, recon = reconstructions(model, images)
+                figure = image_rows_figure([("input", originals), ("recon.", recon)], image_shape(config.data_dim),
+                                           run.name, width_px=300)
+        col.plotly_chart(figure, key=f"compare_picture_{i}")
+    if toy:
+        st.caption("Each colour is one of the four toy points (blue 1000, orange 0100, green 0010, red 0001). A "
+                   "Gaussian q gives each point an elliptical blob; an implicit q can bend its samples to tile the "
+                   "plane, as the true posteriors do.")

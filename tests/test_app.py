@@ -1,0 +1,184 @@
+"""The app under streamlit.testing's AppTest: every page renders, training, loading, errors, URL settings.
+
+AppTest runs the scripts in this process: `run_every` fragments do not fire by themselves (we call
+`at.run()` again), Plotly charts come back as UnknownElement with the figure JSON in `.proto.spec`
+(the live-charts component's figures are in its `.proto.json_args`), and the jobs are reached through
+`at.session_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_folders import empty_folders
+from iwavb.config import TrainConfig
+from iwavb.trainer import Trainer
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/compare.py", "app_pages/posteriors.py", "app_pages/checkpoints.py"]
+TIMEOUT = 120  # the first script run imports torch, plotly and scikit-learn
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    for name, value in empty_folders(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    return tmp_path / "pretrained", tmp_path / "runs"
+
+
+@pytest.fixture
+def app(folders):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    yield at
+    for key in ("job:train", "job:compare"):
+        if key in at.session_state:
+            at.session_state[key].close()
+
+
+def on_page(at: AppTest, page: str) -> AppTest:
+    at.run()
+    return at.switch_page(page).run()
+
+
+def charts(at: AppTest) -> list[dict]:
+    """The Plotly figures on the page, as JSON: st.plotly_chart's, and those of the live-charts component."""
+    figures = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    for component in at.get("component_instance"):
+        figures += [json.loads(f) for row in json.loads(component.proto.json_args)["rows"] for f in row]
+    return figures
+
+
+def trace_names(at: AppTest) -> list[str]:
+    return [t.get("name", "") for fig in charts(at) for t in fig["data"]]
+
+
+def save_toy_run(folder: Path, method: str = "avb") -> Path:
+    config = TrainConfig.for_method(method, dataset="toy", latent_dim=2, steps=20, log_every=10, device="cpu")
+    trainer = Trainer(config)
+    list(trainer.run())
+    return trainer.save(folder / f"toy-{method}.safetensors")
+
+
+def train_toy(at: AppTest, method: str = "avb", steps: int = 30) -> None:
+    at.sidebar.selectbox(key="method").set_value(method)
+    at.sidebar.number_input(key="steps").set_value(steps).run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert at.session_state["job:train"].join(120)
+    at.run()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_default_settings(app, page):
+    at = on_page(app, page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title, "every page has a title"
+
+
+def test_home_renders_its_formulas_and_the_demo_button(app):
+    at = app.run()
+    assert at.title[0].value == "IWAVB Lab"
+    assert any("(2.14)" in latex.value for latex in at.get("latex"))
+    assert [b.label for b in at.button] == ["See it work"]
+
+
+def test_the_first_page_renders_without_importing_torch():
+    """The Home page is the first view: it must come up fast, so it may not pull in PyTorch."""
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({APP!r}, default_timeout=60).run(); "
+            "assert not at.exception, at.exception; print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_see_it_work_starts_a_toy_run_when_nothing_is_pretrained(app):
+    at = app.run()
+    at.button[0].click().run()
+    snap = at.session_state["job:train"].snapshot()
+    assert snap.active and snap.runs[0].config.dataset == "toy" and snap.runs[0].name == "IWAVB"
+
+
+def test_the_train_page_starts_a_toy_run_and_shows_its_metrics(app):
+    at = on_page(app, "app_pages/train.py")
+    train_toy(at, "avb", steps=30)
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["train objective (uses T)"]) < 0  # a log-likelihood-like number in nats
+    assert float(metrics["steps / s"]) > 0
+    names = trace_names(at)
+    assert "AVB: train objective (uses T)" in names  # the bound chart, labelled for an implicit q
+    assert {"loss", "accuracy"} <= set(names)  # the discriminator's chart
+    assert any(fig["data"][0].get("type") == "image" for fig in charts(at))  # images and reconstructions
+
+
+def test_bad_settings_are_a_message_not_a_traceback(app):
+    at = on_page(app, "app_pages/train.py")
+    at.sidebar.radio(key="family").set_value("conv").run()  # the conv family needs 28x28 images, not the toy
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert not at.exception
+    assert any("conv family needs 28x28 images" in e.value for e in at.error)
+    assert "job:train" not in at.session_state
+
+
+def test_settings_live_in_the_url(app):
+    at = app.switch_page("app_pages/train.py")
+    at.query_params["method"] = "VAE"  # a selectbox stores its displayed option in the URL
+    at.query_params["steps"] = "250"
+    at.run()
+    assert at.sidebar.selectbox(key="method").value == "vae"
+    assert at.sidebar.number_input(key="steps").value == 250
+    # Writing a changed widget into the URL is the browser's job: tests/test_browser.py checks it.
+
+
+def test_loading_a_checkpoint_opens_it_on_the_train_page(app, folders):
+    _, runs = folders
+    path = save_toy_run(runs, "iwae")
+    at = on_page(app, "app_pages/checkpoints.py")
+    assert not at.exception and not at.error
+    assert any("log p(x)" in m.label for m in at.metric)  # exact for l = 2
+    next(b for b in at.button if b.label == "Open on the Train page").click().run()
+    job = at.session_state["job:train"]
+    assert job.join(60) and job.specs[0].checkpoint == path
+    at.run()
+    assert not at.exception
+    assert job.snapshot().runs[0].step == 20
+    assert "IWAE: train bound" in trace_names(at)
+
+
+def test_a_bad_checkpoint_shows_an_error(app, folders):
+    _, runs = folders
+    (runs / "broken.safetensors").write_bytes(b"\x00" * 64)
+    at = on_page(app, "app_pages/checkpoints.py")
+    assert not at.exception
+    assert any("broken.safetensors" in e.value for e in at.error)
+
+
+def test_compare_trains_the_four_and_names_a_winner(app):
+    at = on_page(app, "app_pages/compare.py")
+    at.sidebar.number_input(key="steps_each").set_value(20).run()
+    next(b for b in at.button if b.label.startswith("Train the four")).click().run()
+    job = at.session_state["job:compare"]
+    assert job.join(240)
+    at.run()
+    assert not at.exception and not at.error
+    assert "wins** with exact log p(x)" in at.success[0].value
+    assert "-1.386" in " ".join(m.value for m in at.markdown)
+    assert {"VAE: train bound", "IWAE: train bound", "AVB: train objective (uses T)",
+            "IWAVB: train objective (uses T)"} <= set(trace_names(at))
+
+
+def test_posteriors_shows_the_true_posterior_weights_and_ess_of_a_session_run(app):
+    at = on_page(app, "app_pages/train.py")
+    train_toy(at, "iwae", steps=20)
+    at.switch_page("app_pages/posteriors.py").run()
+    assert not at.exception and not at.error
+    assert any(fig["data"][0].get("type") == "heatmap" for fig in charts(at))  # the true posterior
+    labels = [m.label for m in at.metric]
+    assert "effective sample size" in labels and "exact log p(x)" in labels
