@@ -19,6 +19,7 @@ from .runs import CheckpointEntry, list_checkpoints, runs_dir
 
 Source = Literal["pretrained", "run"]
 EVAL_SUFFIX = ".eval.json"
+ESTIMATORS = ("grid", "ais", "is")  # of log p(x), most exact first: exact on a grid (l = 2), AIS, importance sampling
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,20 @@ def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -
 
 
 def eval_log_px(path: Path) -> tuple[float, str] | None:
-    """(test log p(x) estimate, how it was estimated) from the evaluation file or, for a curated
-    checkpoint, the manifest's result; None when neither has one."""
+    """(test log p(x) estimate, how it was estimated) from the checkpoint's evaluation file (the most exact
+    estimator in it) or, for a curated checkpoint, the manifest's result; None when neither has one."""
+    results = [r for r in (read_eval(path) or {}).get("results", []) if isinstance(r, dict) and _nll(r) is not None]
+    if results:
+        best = min(results, key=lambda r: ESTIMATORS.index(r.get("estimator")) if r.get("estimator") in ESTIMATORS
+                   else len(ESTIMATORS))
+        return -_nll(best), f"−NLL ({best.get('estimator', 'estimate')}, {best.get('n_images', '?')} test images)"
     manifest = read_manifest() if path.resolve().parent == pretrained_dir().resolve() else {}
     result = manifest[path.name].result if path.name in manifest else {}
-    for record in (read_eval(path), result):
-        nll = (record or {}).get("test_nll", (record or {}).get("nll"))
-        if isinstance(nll, (int, float)):
-            return -float(nll), f"−NLL ({record.get('estimator', 'estimate')})"
+    if _nll(result) is not None:
+        return -_nll(result), f"−NLL ({result.get('estimator', 'estimate')})"
     return None
+
+
+def _nll(record: dict[str, Any]) -> float | None:
+    value = record.get("test_nll", record.get("nll"))
+    return float(value) if isinstance(value, (int, float)) else None

@@ -182,3 +182,17 @@ def test_posteriors_shows_the_true_posterior_weights_and_ess_of_a_session_run(ap
     assert any(fig["data"][0].get("type") == "heatmap" for fig in charts(at))  # the true posterior
     labels = [m.label for m in at.metric]
     assert "effective sample size" in labels and "exact log p(x)" in labels
+
+
+def test_a_failed_run_is_a_message_in_the_page(app):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: device 'cuda' would not fail")
+    at = on_page(app, "app_pages/train.py")
+    at.sidebar.selectbox(key="device").set_value("cuda").run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert at.session_state["job:train"].join(60)
+    at.run()
+    assert not at.exception
+    assert any("PyTorch sees no GPU" in e.value for e in at.error)

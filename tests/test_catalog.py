@@ -42,12 +42,13 @@ def test_pretrained_come_first_with_their_manifest_description_and_bad_files_car
     assert eval_log_px(entries[0].path) == (-1.40, "−NLL (exact (grid))")  # from the manifest's result
 
 
-def test_an_evaluation_file_beside_a_run_gives_its_nll(folders):
+def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
     _, runs = folders
     path = save_toy(runs, "iwae")
     assert eval_log_px(path) is None
-    path.with_suffix(".eval.json").write_text(json.dumps({"nll": 85.2, "estimator": "IS, k=5000"}))
-    assert eval_log_px(path) == (-85.2, "−NLL (IS, k=5000)")
+    results = [{"estimator": "is", "nll": 85.2, "n_images": 1000}, {"estimator": "ais", "nll": 84.9, "n_images": 500}]
+    path.with_suffix(".eval.json").write_text(json.dumps({"format": "iwavb-eval", "results": results}))
+    assert eval_log_px(path) == (-84.9, "−NLL (ais, 500 test images)")  # AIS is preferred to IS
 
 
 def test_only_own_runs_can_be_deleted_and_their_evaluation_goes_too(folders):
