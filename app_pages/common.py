@@ -92,11 +92,17 @@ def show_job_messages(snap: JobSnapshot) -> None:
 
 
 def dataset(name: str) -> DataSplits:
-    """The data set for display (its shipped previews when absent), loaded once per server process."""
+    """The data set for display (its shipped previews when absent), loaded once per server process; when
+    neither is there, the page (or fragment) shows why and stops."""
+    from iwavb.data import DataError
     from iwavb.shared_data import display_dataset
 
-    with st.spinner(f"Loading {name}…"):
-        return display_dataset(name)
+    try:
+        with st.spinner(f"Loading {name}…"):
+            return display_dataset(name)
+    except DataError as err:
+        st.error(str(err))
+        st.stop()
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the checkpoint…")

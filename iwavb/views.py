@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # Exact log p(x) landmarks of the toy problem (REFERENCE.md): 4 equiprobable one-hot points.
 TOY_BEST_LOG_PX = math.log(1 / 4)  # -1.386: the data distribution itself
 TOY_COLLAPSE_LOG_PX = math.log(1 / 4) + 3 * math.log(3 / 4)  # -2.249: independent pixels, z ignored
+MAX_EXTENT = 8.0  # the posterior grid never reaches beyond |z| = 8, 8 prior standard deviations
 
 
 @contextmanager
@@ -123,12 +124,15 @@ class PosteriorView:
 
 @torch.no_grad()
 def posterior_view(model: LatentVariableModel, x: torch.Tensor, k: int, n_samples: int = 500, seed: int = 0,
-                   extent: float = 4.0, resolution: int = 161) -> PosteriorView:
-    """For one binary x (D,) and a model with l = 2: true posterior beside q's samples and K importance weights."""
+                   extent: float = 4.0, resolution: int = 201) -> PosteriorView:
+    """For one binary x (D,) and a model with l = 2: true posterior beside q's samples and K importance weights.
+
+    The grid covers [-extent, extent]^2, widened (up to 8) to hold all of q's samples with a margin of 1."""
     gen = _generator(model, seed)
     x = x.to(_device(model)).reshape(1, -1)  # (1, D)
-    grid = posterior_grid(model, x, extent=extent, resolution=resolution)
     cloud = model.sample_q(x, n_samples, gen)[0][0]  # (S, 2)
+    extent = min(max(extent, math.ceil(float(cloud.abs().max()) + 1)), MAX_EXTENT)
+    grid = posterior_grid(model, x, extent=extent, resolution=resolution)
     lw = log_weights(model, x, k, gen)  # (1, K)
     log_w = lw.log_w[0]  # (K,)
     return PosteriorView(

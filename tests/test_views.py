@@ -131,3 +131,13 @@ def test_verdict_names_the_winner_and_flags_an_objective_above_log_px():
     assert "-1.386" in lines[1] and "IWAVB 98%" in lines[1]
     assert "no true bound can do that" in bound_note(four_results()[2])  # AVB's objective reads 0.35 too high
     assert "below log p(x)" in bound_note(four_results()[0])
+
+
+def test_the_posterior_grid_widens_to_hold_q_samples_far_out():
+    model = toy_model("gaussian")
+    with torch.no_grad():  # q(z|x) = N((6, 0), 0.01 I) whatever x
+        model.encoder.head.weight.zero_()
+        model.encoder.head.bias.copy_(torch.tensor([6.0, 0.0, math.log(0.01), math.log(0.01)]))
+    view = posterior_view(model, torch.tensor([0.0, 1, 0, 0]), k=4, n_samples=50, resolution=41)
+    farthest = np.abs(view.q_samples).max()
+    assert farthest > 5.5 and view.axis[-1] == math.ceil(farthest + 1)  # every sample inside, with a margin
