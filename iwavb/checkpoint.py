@@ -30,6 +30,8 @@ FORMAT_VERSION = 1
 META_KEY = "iwavb"
 MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
+_UMASK = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
 
 
 class CheckpointError(RuntimeError):
@@ -119,6 +121,7 @@ def atomic_write_bytes(path: Path, blob: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()

@@ -36,7 +36,7 @@ class ManifestEntry:
     name: str  # also the file stem: pretrained/<name>.safetensors
     description: str
     config: TrainConfig
-    evaluation: dict[str, Any]  # settings of the test-NLL estimate (iwavb.evaluate)
+    evaluations: list[dict[str, Any]]  # EvalSettings of each test-NLL estimate; the first is the headline
     result: dict[str, Any] = field(default_factory=dict)  # filled in by `reproduce`
 
     @property
@@ -45,7 +45,7 @@ class ManifestEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "config": self.config.to_dict(),
-                "evaluation": self.evaluation, "result": self.result}
+                "evaluations": self.evaluations, "result": self.result}
 
 
 def manifest_path() -> Path:
@@ -57,7 +57,7 @@ def load_manifest(path: Path | None = None) -> list[ManifestEntry]:
     try:
         raw = json.loads(path.read_text())
         return [ManifestEntry(e["name"], e.get("description", ""), TrainConfig.from_dict(e["config"]),
-                              e.get("evaluation", {}), e.get("result", {})) for e in raw["checkpoints"]]
+                              e.get("evaluations", []), e.get("result", {})) for e in raw["checkpoints"]]
     except FileNotFoundError:
         return []
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
