@@ -103,20 +103,16 @@ def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -
 
 
 def eval_log_px(path: Path) -> tuple[float, str] | None:
-    """(test log p(x) estimate, how it was estimated) from the checkpoint's evaluation file (the most exact
-    estimator in it) or, for a curated checkpoint, the manifest's result; None when neither has one."""
-    results = [r for r in (read_eval(path) or {}).get("results", []) if isinstance(r, dict) and _nll(r) is not None]
-    if results:
-        best = min(results, key=lambda r: ESTIMATORS.index(r.get("estimator")) if r.get("estimator") in ESTIMATORS
-                   else len(ESTIMATORS))
-        return -_nll(best), f"−NLL ({best.get('estimator', 'estimate')}, {best.get('n_images', '?')} test images)"
+    """(test log p(x) estimate, how it was estimated): the most exact estimator among the results in the
+    checkpoint's evaluation file and, for a curated checkpoint, the manifest's; None when there are none."""
+    records = list((read_eval(path) or {}).get("results", []))
     manifest = read_manifest() if path.resolve().parent == pretrained_dir().resolve() else {}
-    result = manifest[path.name].result if path.name in manifest else {}
-    if _nll(result) is not None:
-        return -_nll(result), f"−NLL ({result.get('estimator', 'estimate')})"
-    return None
-
-
-def _nll(record: dict[str, Any]) -> float | None:
-    value = record.get("test_nll", record.get("nll"))
-    return float(value) if isinstance(value, (int, float)) else None
+    if path.name in manifest:
+        reported = manifest[path.name].result.get("nll", [])
+        records += reported if isinstance(reported, list) else []
+    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("nll"), (int, float))]
+    if not records:
+        return None
+    best = min(records, key=lambda r: ESTIMATORS.index(r.get("estimator")) if r.get("estimator") in ESTIMATORS
+               else len(ESTIMATORS))
+    return -float(best["nll"]), f"log p(x), {best.get('estimator', 'estimate')} on {best.get('n_images', '?')} test images"

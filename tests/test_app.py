@@ -196,3 +196,16 @@ def test_a_failed_run_is_a_message_in_the_page(app):
     at.run()
     assert not at.exception
     assert any("PyTorch sees no GPU" in e.value for e in at.error)
+
+
+def test_compare_loads_the_four_from_checkpoints(app, folders):
+    pretrained, _ = folders
+    for method in ("vae", "iwae", "avb", "iwavb"):
+        save_toy_run(pretrained, method)
+    at = on_page(app, "app_pages/compare.py")
+    next(b for b in at.button if b.label == "Load the 4 from checkpoints").click().run()
+    job = at.session_state["job:compare"]
+    assert job.join(60) and [r.name for r in job.snapshot().runs] == ["VAE", "IWAE", "AVB", "IWAVB"]
+    at.run()
+    assert not at.exception and not at.error
+    assert "wins** with exact log p(x)" in at.success[0].value

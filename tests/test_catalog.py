@@ -31,7 +31,7 @@ def test_pretrained_come_first_with_their_manifest_description_and_bad_files_car
     config = TrainConfig.for_method("avb", dataset="toy", latent_dim=2)
     (pretrained / "manifest.json").write_text(json.dumps({"checkpoints": [
         {"name": "toy-avb", "description": "AVB on the toy data", "config": config.to_dict(),
-         "result": {"test_nll": 1.40, "estimator": "exact (grid)"}}]}))
+         "result": {"nll": [{"estimator": "grid", "nll": 1.40, "n_images": 1000}]}}]}))
     save_toy(runs, "vae")
     (runs / "broken.safetensors").write_bytes(b"\x00" * 20)
     entries = list_entries()
@@ -39,7 +39,7 @@ def test_pretrained_come_first_with_their_manifest_description_and_bad_files_car
     assert entries[0].description == "AVB on the toy data" and not entries[0].deletable
     broken = next(e for e in entries if e.path.name == "broken.safetensors")
     assert broken.config is None and "broken.safetensors" in broken.error
-    assert eval_log_px(entries[0].path) == (-1.40, "−NLL (exact (grid))")  # from the manifest's result
+    assert eval_log_px(entries[0].path) == (-1.40, "log p(x), grid on 1000 test images")  # from the manifest's result
 
 
 def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
@@ -48,7 +48,7 @@ def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
     assert eval_log_px(path) is None
     results = [{"estimator": "is", "nll": 85.2, "n_images": 1000}, {"estimator": "ais", "nll": 84.9, "n_images": 500}]
     path.with_suffix(".eval.json").write_text(json.dumps({"format": "iwavb-eval", "results": results}))
-    assert eval_log_px(path) == (-84.9, "−NLL (ais, 500 test images)")  # AIS is preferred to IS
+    assert eval_log_px(path) == (-84.9, "log p(x), ais on 500 test images")  # AIS is preferred to IS
 
 
 def test_only_own_runs_can_be_deleted_and_their_evaluation_goes_too(folders):
