@@ -205,11 +205,12 @@ def checkpoint_spec(path: Path, config: TrainConfig, label: str, extra_steps: in
 
 
 def see_it_work() -> None:
-    """Home's demo: load the first pretrained model into the Train page, or start a quick toy run."""
+    """Home's demo: load a pretrained model (IWAVB on the toy data when there is one) into the Train page,
+    or start a quick toy run."""
     from iwavb.catalog import list_entries
 
     pretrained = [e for e in list_entries() if e.source == "pretrained" and e.config is not None]
-    toy_first = sorted(pretrained, key=lambda e: e.config.dataset != "toy")
+    toy_first = sorted(pretrained, key=lambda e: (e.config.dataset != "toy", e.config.method != "iwavb"))
     if toy_first:
         start_job("train", [checkpoint_spec(toy_first[0].path, toy_first[0].config, toy_first[0].title)])
     else:

@@ -209,3 +209,14 @@ def test_compare_loads_the_four_from_checkpoints(app, folders):
     at.run()
     assert not at.exception and not at.error
     assert "wins** with exact log p(x)" in at.success[0].value
+
+
+def test_see_it_work_loads_the_pretrained_toy_iwavb(app, folders):
+    pretrained, _ = folders
+    for method in ("vae", "iwavb"):
+        save_toy_run(pretrained, method)
+    at = app.run()
+    at.button[0].click().run()
+    job = at.session_state["job:train"]
+    assert job.specs[0].checkpoint.name == "toy-iwavb.safetensors"
+    assert job.join(60) and job.snapshot().runs[0].step == 20  # loaded as trained, not trained further
