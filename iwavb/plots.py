@@ -24,7 +24,7 @@ from .views import Curves, LatentProjection, PosteriorView, objective_label
 METHOD_COLORS = {"vae": "#6baed6", "iwae": "#08519c", "avb": "#fc9272", "iwavb": "#cb181d"}
 LABEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf")
-NATS = "nats per data point (higher: better)"
+NATS = "nats per point (higher: better)"
 GRID = "#e6e9ef"
 REFERENCE_LINE = dict(color="#555", dash="dash", width=1)
 
