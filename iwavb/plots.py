@@ -27,6 +27,7 @@ LABEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 NATS = "nats per point (higher: better)"
 GRID = "#e6e9ef"
 REFERENCE_LINE = dict(color="#555", dash="dash", width=1)
+HEATMAP_CELLS = 101  # per axis, in the drawn posterior (the grid behind log p(x) may be finer)
 
 
 def _axis(title: str | None = None, **settings: Any) -> dict[str, Any]:
@@ -156,9 +157,11 @@ def latent_figure(projection: LatentProjection, title: str = "Latent space of te
 def posterior_figure(view: PosteriorView, title: str) -> go.Figure:
     """True posterior p(z|x) as a heatmap, q's samples as dots, the K importance samples sized by weight."""
     sizes = 8 + 30 * view.weights / max(view.weights.max(), 1e-12)
+    every = -(-len(view.axis) // HEATMAP_CELLS)  # draw at most HEATMAP_CELLS^2 cells: the page stays light
+    axis, density = view.axis[::every], view.posterior[::every, ::every].astype(np.float32)
     traces = [
-        go.Heatmap(x=view.axis, y=view.axis, z=view.posterior, colorscale="Greys", showscale=False,
-                   zmin=0, zmax=0.7 * float(view.posterior.max()),  # the peak saturates, so that the tails show
+        go.Heatmap(x=axis, y=axis, z=density, colorscale="Greys", showscale=False,
+                   zmin=0, zmax=0.7 * float(density.max()),  # the peak saturates, so that the tails show
                    hovertemplate="z=(%{x:.2f}, %{y:.2f})<br>p(z|x)=%{z:.3f}<extra>true posterior</extra>"),
         go.Scatter(x=view.q_samples[:, 0], y=view.q_samples[:, 1], mode="markers", name="z ~ q(z|x)",
                    marker=dict(size=4, color="#2171b5", opacity=0.35)),
