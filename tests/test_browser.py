@@ -116,7 +116,7 @@ def no_exceptions(page) -> None:
 
 
 def test_train_watch_the_bound_grow_then_see_the_posterior(server, page, context):
-    page.goto(f"{server}/train?method=AVB&steps=3000")  # settings from the URL, as a shared link would give
+    page.goto(f"{server}/train?method=AVB&steps=20000")  # settings from the URL, as a shared link would give
     expect(page.get_by_role("button", name="Start")).to_be_visible(timeout=LOAD_MS)
     expect(page.get_by_role("combobox", name="method")).to_have_value("AVB")
     page.get_by_role("button", name="Start").click()
@@ -153,8 +153,9 @@ def test_compare_names_the_winner(server, page):
     start = page.get_by_role("button", name="Train the four, one after another (60 steps each)")
     expect(start).to_be_visible(timeout=LOAD_MS)
     start.click()
-    expect(page.get_by_text("wins").first).to_be_visible(timeout=240_000)
-    expect(page.get_by_text("What each change bought")).to_be_visible()
+    expect(page.get_by_text("4 runs, finished")).to_be_visible(timeout=240_000)
+    expect(page.get_by_text("What each change bought")).to_be_visible(timeout=LOAD_MS)
+    expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text("wins")
     no_exceptions(page)
     screenshot(page, "compare")
 
