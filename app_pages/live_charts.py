@@ -21,16 +21,24 @@ import streamlit.components.v1 as components
 SOURCE = Path(__file__).resolve().parent / "live_charts"
 
 
-@cache
-def _component():
-    """Declare the component from a folder holding its page and a copy of plotly.min.js."""
-    folder = Path(tempfile.gettempdir()) / f"iwavb-live-charts-{plotly.__version__}"
-    folder.mkdir(exist_ok=True)
+def _fill(folder: Path) -> Path:
+    """Put the component's page and plotly.js (the plotly package's own copy) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SOURCE / "index.html", folder / "index.html")
     bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     target = folder / "plotly.min.js"
     if not target.exists() or target.stat().st_size != bundled.stat().st_size:
         shutil.copyfile(bundled, target)
+    return folder
+
+
+@cache
+def _component():
+    """Declare the component from ~/.cache/iwavb (or, if that cannot be written, a fresh temporary folder)."""
+    try:
+        folder = _fill(Path.home() / ".cache" / "iwavb" / f"live-charts-{plotly.__version__}")
+    except OSError:
+        folder = _fill(Path(tempfile.mkdtemp(prefix="iwavb-live-charts-")))
     return components.declare_component("iwavb_live_charts", path=str(folder))
 
 
