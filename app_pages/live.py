@@ -58,10 +58,10 @@ def run_live(job: Job, was_active: bool) -> None:
     if run.config.q == "implicit" and len(history.disc_step):
         rows.append([discriminator_figure(history)])
     pictures = _pictures(job, snap)
-    if pictures is None:
-        st.caption("Pictures of the model appear here once its networks are built.")
-    else:
+    if pictures is not None:
         rows.append(list(pictures))
+    elif snap.active:
+        st.caption("Pictures of the model appear here once its networks are built.")
     live_charts(rows, key="train_live")
 
 
