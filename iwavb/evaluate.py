@@ -1,0 +1,270 @@
+"""Test log-likelihood of a checkpoint, measured honestly (REFERENCE.md, "Measuring log-likelihood honestly").
+
+Estimators of log p(x) (2.1), none of which uses the discriminator T:
+    is    importance sampling, k samples: q itself for a Gaussian q, a widened Student-t fitted to q's
+          samples for an implicit q (iwavb.importance)
+    ais   annealed importance sampling with HMC, the paper's estimator (iwavb.ais)
+    grid  exact, by quadrature on a grid over z; latent size 2 only (iwavb.grid)
+    auto  grid for l = 2, else is for a Gaussian q and ais for an implicit q
+
+The test images are a seeded subset of the test split, binarised with the same seed, so every method and
+every estimator sees the same images, and results can be compared image by image. The result is saved next
+to the checkpoint as `<stem>.eval.json` (one entry per estimator; a new run replaces its estimator's entry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from . import __version__
+from .ais import SCHEDULES, STARTS, AISConfig, Schedule, Start, model_ais_log_px
+from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from .config import ModelConfig
+from .data import DataSplits, binarize, load_dataset
+from .device import device_description, resolve_device
+from .grid import posterior_grid
+from .importance import model_importance_log_px
+from .model import LatentVariableModel
+
+Estimator = Literal["auto", "is", "ais", "grid"]
+ESTIMATORS: tuple[str, ...] = ("auto", "is", "ais", "grid")
+EVAL_FORMAT = "iwavb-eval"
+EVAL_FORMAT_VERSION = 1
+
+Progress = Callable[[float], None]  # called with the fraction of the work done, 0..1
+
+
+class EvalError(CheckpointError):
+    """An evaluation file could not be read or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    estimator: Estimator = "auto"
+    n_test: int | None = 1_000  # test images, a seeded subset; None for the whole test split
+    seed: int = 0  # fixes the subset, its binarisation and the estimator's randomness
+    k: int = 5_000  # importance samples per image (is)
+    fit_samples: int = 1_000  # draws of an implicit q per image to fit the IS proposal or the AIS start
+    widen: float = 1.2  # is, implicit q: the Student-t's standard deviations are q's times this
+    df: float = 5.0  # is, implicit q: the Student-t's degrees of freedom (heavy tails)
+    chains: int = 8  # ais: the paper's 8 chains
+    steps: int = 1_000  # ais: intermediate distributions, the paper's 1,000
+    leapfrog: int = 10  # ais: leapfrog steps per HMC move
+    schedule: Schedule = "sigmoid"  # ais
+    start: Start = "prior"  # ais: the prior (independent of q: one yardstick for all four methods), or q
+    grid_extent: float = 5.0  # grid: z in [-extent, extent]^2
+    grid_resolution: int = 301  # grid: points per axis
+    batch_size: int = 100  # images per batch
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown AIS schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.start not in STARTS:
+            raise ValueError(f"unknown AIS start {self.start!r}; choose one of {', '.join(STARTS)}")
+        positive = ["k", "fit_samples", "chains", "steps", "leapfrog", "grid_resolution", "batch_size"]
+        for name in positive + ([] if self.n_test is None else ["n_test"]):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.fit_samples < 2:
+            raise ValueError("fit_samples must be at least 2 (a covariance is fitted to them)")
+        if self.df <= 2 or self.widen <= 0:
+            raise ValueError(f"need df > 2 and widen > 0, got df={self.df}, widen={self.widen}")
+
+    def ais_config(self) -> AISConfig:
+        return AISConfig(chains=self.chains, steps=self.steps, leapfrog=self.leapfrog, schedule=self.schedule)
+
+    def resolved_estimator(self, model: ModelConfig) -> Literal["is", "ais", "grid"]:
+        """What `auto` means for a model; `grid` on a model with l != 2 is an error."""
+        if self.estimator == "grid" and model.latent_dim != 2:
+            raise ValueError(f"the grid estimator needs latent size 2, this model has {model.latent_dim}; "
+                             "use is or ais")
+        if self.estimator != "auto":
+            return self.estimator
+        if model.latent_dim == 2:
+            return "grid"
+        return "is" if model.q == "gaussian" else "ais"
+
+    def cost(self, estimator: str) -> str:
+        """Decoder passes per image, in words: what an estimator's run will cost."""
+        if estimator == "is":
+            return f"{self.k:,} decoder passes per image (k)"
+        if estimator == "ais":
+            passes = self.ais_config().passes_per_image
+            return (f"{passes:,} decoder forward+backward passes per image ({self.chains} chains x {self.steps} "
+                    f"distributions x {self.leapfrog} leapfrog steps, + a tuning chain)")
+        return f"{self.grid_resolution ** 2:,} decoder passes per batch of {self.batch_size} images (grid)"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    estimator: str  # is | ais | grid (auto resolved)
+    nll: float  # -mean_i log p(x_i), nats
+    nll_se: float | None  # standard error of that mean over the images (None for one image)
+    n_images: int
+    seconds: float  # estimator time (the model and data loading not included)
+    seconds_per_1000: float  # seconds per 1,000 images
+    device: str
+    settings: dict[str, Any]  # EvalSettings as a dict
+    method: str
+    dataset: str
+    latent_dim: int
+    checkpoint: str  # file name of the checkpoint (the JSON sits beside it)
+    checkpoint_step: int  # its training step when evaluated
+    created: str
+    library_version: str
+    diagnostics: dict[str, float]  # e.g. AIS's mean acceptance rate
+    log_px: tuple[float, ...]  # per image, in subset order: for paired comparisons between checkpoints
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "EvalResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - set(values))
+        if missing:
+            raise ValueError(f"missing fields {', '.join(missing)}")
+        return cls(**{**{k: values[k] for k in names}, "log_px": tuple(values["log_px"])})
+
+    def summary(self) -> str:
+        se = f" +- {self.nll_se:.2f}" if self.nll_se is not None else ""
+        return (f"test NLL {self.nll:.2f}{se} nats ({self.estimator}, {self.n_images} images, "
+                f"{self.seconds_per_1000:.0f} s per 1,000 images on {self.device})")
+
+
+def evaluation_images(data: DataSplits, n_test: int | None, seed: int) -> torch.Tensor:
+    """A seeded subset of the test split, binarised with the same seed: (N, D) float 0/1, on the CPU."""
+    images = data.test.images.cpu()
+    generator = torch.Generator().manual_seed(seed)
+    if n_test is not None and n_test < images.shape[0]:
+        images = images[torch.randperm(images.shape[0], generator=generator)[:n_test].sort().values]
+    return binarize(images, generator)
+
+
+def estimate_log_px(model: LatentVariableModel, x: torch.Tensor, settings: EvalSettings,
+                    progress: Progress | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """log p(x) (N,) of binary images x (N, D), on the CPU, and the estimator's diagnostics.
+
+    The model is put in eval mode (batch norm) for the run and restored after; the estimator's random
+    numbers come from `settings.seed`, so a rerun on the same device reproduces it."""
+    estimator = settings.resolved_estimator(model.config)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    parts, acceptance = [], []
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(settings.seed)
+            for first in range(0, x.shape[0], settings.batch_size):
+                batch = x[first : first + settings.batch_size].to(device)
+                share = batch.shape[0] / x.shape[0]
+                if estimator == "ais":
+                    tell = None if progress is None else (lambda f, a=first / x.shape[0]: progress(a + share * f))
+                    result = model_ais_log_px(model, batch, settings.ais_config(), settings.start,
+                                              settings.fit_samples, tell)
+                    parts.append(result.log_px.cpu())
+                    acceptance.append(result.acceptance.cpu())
+                elif estimator == "is":
+                    parts.append(model_importance_log_px(model, batch, settings.k, settings.fit_samples,
+                                                         settings.widen, settings.df).cpu())
+                else:
+                    parts.append(posterior_grid(model, batch, settings.grid_extent, settings.grid_resolution).log_px)
+                if progress is not None:
+                    progress((first + batch.shape[0]) / x.shape[0])
+    finally:
+        model.train(was_training)
+    diagnostics = {"ais_acceptance": torch.cat(acceptance).mean().item()} if acceptance else {}
+    return torch.cat(parts), diagnostics
+
+
+def eval_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's evaluation results live: `<stem>.eval.json` beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.eval.json")
+
+
+def read_eval_results(checkpoint: str | Path) -> list[EvalResult]:
+    """The results saved beside a checkpoint ([] when none); an unreadable file is an EvalError."""
+    path = eval_path(checkpoint)
+    if not path.is_file():
+        return []
+    try:
+        content = json.loads(path.read_text())
+        if content.get("format") != EVAL_FORMAT:
+            raise ValueError(f"not an IWAVB Lab evaluation (format {content.get('format')!r})")
+        return [EvalResult.from_dict(r) for r in content["results"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise EvalError(f"{path}: could not read its evaluation results: {err}") from err
+
+
+def write_eval_result(checkpoint: str | Path, result: EvalResult) -> Path:
+    """Add `result` to the checkpoint's `<stem>.eval.json`, replacing an earlier one of the same estimator.
+
+    Atomic; an earlier file that cannot be read is replaced (it held nothing recoverable)."""
+    try:
+        kept = [r for r in read_eval_results(checkpoint) if r.estimator != result.estimator]
+    except EvalError:
+        kept = []
+    content = {"format": EVAL_FORMAT, "format_version": EVAL_FORMAT_VERSION,
+               "results": [r.to_dict() for r in [*kept, result]]}
+    path = eval_path(checkpoint)
+    try:
+        atomic_write_bytes(path, (json.dumps(content, indent=1) + "\n").encode())
+    except CheckpointError as err:
+        raise EvalError(str(err)) from err
+    return path
+
+
+def evaluate_checkpoint(checkpoint: str | Path, settings: EvalSettings = EvalSettings(),
+                        data: DataSplits | None = None, progress: Progress | None = None,
+                        write: bool = True) -> EvalResult:
+    """Test NLL of a checkpoint on a seeded subset of its data set's test split; saved beside it if `write`.
+
+    Raises CheckpointError (a bad checkpoint), DataError (its data set missing) or ValueError (settings)."""
+    loaded = load_checkpoint(checkpoint)
+    device = resolve_device(settings.device)
+    model = loaded.build_model(device)
+    settings.resolved_estimator(model.config)  # a bad choice fails before the data set is loaded
+    data = data if data is not None else load_dataset(loaded.config.dataset)
+    if data.name != loaded.config.dataset:
+        raise ValueError(f"the checkpoint was trained on {loaded.config.dataset}, the data given are {data.name}")
+    x = evaluation_images(data, settings.n_test, settings.seed)
+    started = time.perf_counter()
+    log_px, diagnostics = estimate_log_px(model, x, settings, progress)
+    seconds = time.perf_counter() - started
+    n = log_px.shape[0]
+    result = EvalResult(
+        estimator=settings.resolved_estimator(model.config),
+        nll=-log_px.mean().item(),
+        nll_se=log_px.std().item() / math.sqrt(n) if n > 1 else None,
+        n_images=n,
+        seconds=seconds,
+        seconds_per_1000=1000 * seconds / n,
+        device=device_description(device),
+        settings=dataclasses.asdict(settings),
+        method=loaded.config.method,
+        dataset=loaded.config.dataset,
+        latent_dim=loaded.config.latent_dim,
+        checkpoint=Path(checkpoint).name,
+        checkpoint_step=loaded.step,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        library_version=__version__,
+        diagnostics=diagnostics,
+        log_px=tuple(round(v, 4) for v in log_px.tolist()),
+    )
+    if write:
+        write_eval_result(checkpoint, result)
+    return result
