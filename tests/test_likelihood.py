@@ -24,6 +24,16 @@ from iwavb.importance import (Proposal, fit_proposal, importance_log_px, model_i
 from iwavb.model import LatentVariableModel, log_prior
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread, whatever an earlier test set (a CLI run without --threads takes all cores, and on a
+    busy 2-core machine that made these tests 10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # -- a linear-Gaussian latent model: z ~ N(0, I), x | z ~ N(W z + b, s^2 I), log p(x) in closed form -----------
 class LinearGaussian:
     def __init__(self, latent_dim: int = 3, data_dim: int = 10, noise: float = 0.3, n: int = 6, seed: int = 0):
