@@ -238,14 +238,18 @@ def four_checkpoints(dataset: str, latent: int, k: int) -> dict:
     return find_four(list_entries(), dataset, latent, k)
 
 
-def model_score(trainer: Trainer, checkpoint: Path | None) -> tuple[float, str] | None:
-    """(log p(x), estimator) of a trained model: exact for l = 2, else its evaluation file; None if neither."""
+def model_score(trainer: Trainer, checkpoint: Path | None, estimate: bool = False) -> tuple[float, str] | None:
+    """(log p(x), how it was measured) of a trained model: exact for l = 2; else a quick importance-sampling
+    estimate if asked, or its evaluation file; None if none of these."""
     from iwavb.catalog import eval_log_px
-    from iwavb.views import exact_log_px, viewing
+    from iwavb.views import estimated_log_px, exact_log_px, viewing
 
     if trainer.config.latent_dim == 2:
         with viewing(trainer) as model:
             return exact_log_px(model, trainer.data), "exact log p(x)"
+    if estimate:
+        with viewing(trainer) as model:
+            return estimated_log_px(model, trainer.data)
     return eval_log_px(checkpoint) if checkpoint is not None else None
 
 

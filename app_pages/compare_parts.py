@@ -7,7 +7,7 @@ import streamlit as st
 from iwavb.comparison import Result, verdict
 from iwavb.jobs import Job, JobSnapshot
 from iwavb.plots import CurveSeries, bound_figure, image_rows_figure, latent_figure, score_figure, Score
-from iwavb.views import TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX, curves
+from iwavb.views import IS_SAMPLES, IS_TEST_IMAGES, TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX, curves
 from app_pages import common
 from app_pages.live_charts import live_charts
 
@@ -35,12 +35,13 @@ def _finished(job: Job, snap: JobSnapshot) -> list[int]:
     return [i for i in range(len(snap.runs)) if job.trainer(i) is not None and (i < snap.current or not snap.active)]
 
 
-def _score(job: Job, snap: JobSnapshot, index: int) -> tuple[float, str] | None:
-    """(log p(x), how it was measured) of a finished run, computed once per run and step."""
+def _score(job: Job, snap: JobSnapshot, index: int, estimate: bool) -> tuple[float, str] | None:
+    """(log p(x), how it was measured) of a finished run, computed once per run, step and way."""
     run = snap.runs[index]
-    key = f"score:{snap.job_id}:{index}:{run.step}"
+    key = f"score:{snap.job_id}:{index}:{run.step}:{estimate}"
     if key not in st.session_state:
-        st.session_state[key] = common.model_score(job.trainer(index), job.specs[index].checkpoint)
+        with st.spinner(f"Measuring {run.name}…"):
+            st.session_state[key] = common.model_score(job.trainer(index), job.specs[index].checkpoint, estimate)
     return st.session_state[key]
 
 
@@ -58,9 +59,12 @@ def results(job: Job) -> None:
         return
     config = snap.runs[finished[0]].config
     toy = config.dataset == "toy"
-    scores = {i: _score(job, snap, i) for i in finished}
+    estimate_key = f"estimate:{snap.job_id}"
+    scores = {i: _score(job, snap, i, st.session_state.get(estimate_key, False)) for i in finished}
     measured = [i for i in finished if scores[i] is not None]
     st.subheader("Who wins, and why")
+    if len({scores[i][1] for i in measured}) > 1:
+        measured = []  # measured in different ways: not comparable, so estimate all of them the same way
     if measured:
         estimator = scores[measured[0]][1]
         results_ = [Result(snap.runs[i].config.method, snap.runs[i].name, scores[i][0],
@@ -71,9 +75,14 @@ def results(job: Job) -> None:
         winner, *reasons = verdict(results_, estimator, toy)
         st.success(winner)
         st.markdown("\n".join(f"- {line}" for line in reasons))
-    else:
-        st.warning("No log-likelihood for these runs yet (they have l > 2 and no evaluation file): compare the "
-                   "validation bounds above, remembering that an implicit q's objective uses T and can read too high.")
+    if len(measured) < len(finished) and not st.session_state.get(estimate_key):
+        st.warning("Not every run has a log-likelihood yet (l > 2 and no evaluation file, or files from different "
+                   "estimators). Until then compare the validation bounds above, remembering that an implicit q's "
+                   "objective uses T and can read too high.")
+        if st.button(f"Estimate log p(x) of all of them by importance sampling ({IS_TEST_IMAGES} test images, "
+                     f"k = {IS_SAMPLES}; seconds to a minute per model on a CPU)"):
+            st.session_state[estimate_key] = True
+            st.rerun()
 
     data = common.dataset(config.dataset)
     images, _ = display_points(data, PREVIEW_IMAGES)

@@ -7,7 +7,6 @@ when one has been made, sits beside it as `<stem>.eval.json`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ from .pretrained import load_manifest, pretrained_dir
 from .runs import CheckpointEntry, list_checkpoints, runs_dir
 
 Source = Literal["pretrained", "run"]
-EVAL_SUFFIX = ".eval.json"
 ESTIMATORS = ("grid", "ais", "is")  # of log p(x), most exact first: exact on a grid (l = 2), AIS, importance sampling
 
 
@@ -70,23 +68,16 @@ def list_entries() -> list[Entry]:
     return pretrained + _entries(list_checkpoints(runs_dir()), "run", {})
 
 
-def read_eval(path: Path) -> dict[str, Any] | None:
-    """The evaluation saved beside a checkpoint (`<stem>.eval.json`), or None."""
-    try:
-        data = json.loads(path.with_suffix(EVAL_SUFFIX).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def delete_run(path: Path) -> None:
     """Delete one of the user's runs (and its evaluation); anything outside the runs folder is refused."""
     folder = runs_dir().resolve()
     target = path.resolve()
     if target.parent != folder:
         raise PermissionError(f"{path} is not in the runs folder {folder}; only your own runs can be deleted")
+    from .evaluate import eval_path
+
     target.unlink()
-    target.with_suffix(EVAL_SUFFIX).unlink(missing_ok=True)
+    eval_path(target).unlink(missing_ok=True)
 
 
 def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -> dict[str, Entry]:
@@ -105,7 +96,12 @@ def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -
 def eval_log_px(path: Path) -> tuple[float, str] | None:
     """(test log p(x) estimate, how it was estimated): the most exact estimator among the results in the
     checkpoint's evaluation file and, for a curated checkpoint, the manifest's; None when there are none."""
-    records = list((read_eval(path) or {}).get("results", []))
+    from .evaluate import EvalError, read_eval_results
+
+    try:
+        records = [r.to_dict() for r in read_eval_results(path)]
+    except EvalError:
+        records = []  # an unreadable evaluation file is as good as none
     manifest = read_manifest() if path.resolve().parent == pretrained_dir().resolve() else {}
     if path.name in manifest:
         reported = manifest[path.name].result.get("nll", [])

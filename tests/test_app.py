@@ -220,3 +220,16 @@ def test_see_it_work_loads_the_pretrained_toy_iwavb(app, folders):
     job = at.session_state["job:train"]
     assert job.specs[0].checkpoint.name == "toy-iwavb.safetensors"
     assert job.join(60) and job.snapshot().runs[0].step == 20  # loaded as trained, not trained further
+
+
+def test_compare_estimates_log_px_by_importance_sampling_when_l_is_above_2(app):
+    at = on_page(app, "app_pages/compare.py")
+    at.sidebar.select_slider(key="latent").set_value(8)
+    at.sidebar.number_input(key="steps_each").set_value(20).run()
+    next(b for b in at.button if b.label.startswith("Train the four")).click().run()
+    assert at.session_state["job:compare"].join(240)
+    at.run()
+    assert at.warning and not at.success  # no exact log p(x) for l = 8: the page says so first
+    next(b for b in at.button if b.label.startswith("Estimate log p(x)")).click().run()
+    assert not at.exception and not at.error
+    assert "IS (k = 500) on 200 test images" in at.success[0].value

@@ -9,6 +9,7 @@ import pytest
 from app_folders import empty_folders
 from iwavb.catalog import delete_run, eval_log_px, find_four, list_entries
 from iwavb.config import TrainConfig
+from iwavb.evaluate import EvalResult, write_eval_result
 from iwavb.trainer import Trainer
 
 
@@ -46,9 +47,17 @@ def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
     _, runs = folders
     path = save_toy(runs, "iwae")
     assert eval_log_px(path) is None
-    results = [{"estimator": "is", "nll": 85.2, "n_images": 1000}, {"estimator": "ais", "nll": 84.9, "n_images": 500}]
-    path.with_suffix(".eval.json").write_text(json.dumps({"format": "iwavb-eval", "results": results}))
+    for estimator, nll, n in (("is", 85.2, 1000), ("ais", 84.9, 500)):
+        write_eval_result(path, evaluation(path, estimator, nll, n))
     assert eval_log_px(path) == (-84.9, "log p(x), ais on 500 test images")  # AIS is preferred to IS
+    path.with_suffix(".eval.json").write_text("{broken")
+    assert eval_log_px(path) is None  # an unreadable evaluation is none, not an error
+
+
+def evaluation(path, estimator: str, nll: float, n_images: int) -> EvalResult:
+    return EvalResult(estimator=estimator, nll=nll, nll_se=0.1, n_images=n_images, seconds=1.0, seconds_per_1000=2.0,
+                      device="CPU", settings={}, method="iwae", dataset="toy", latent_dim=2, checkpoint=path.name,
+                      checkpoint_step=1, created="", library_version="", diagnostics={}, log_px=(-nll,) * n_images)
 
 
 def test_only_own_runs_can_be_deleted_and_their_evaluation_goes_too(folders):
