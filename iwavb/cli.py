@@ -205,12 +205,58 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="regenerate shipped checkpoints from pretrained/manifest.json",
+                       description="Train a manifest entry from scratch with its recorded configuration, write it "
+                       "to pretrained/ (float16 weights), evaluate its test NLL as the manifest says, and record "
+                       "steps, time, hardware and NLL in the manifest.")
+    p.add_argument("names", nargs="*", help="entries to regenerate (see --list)")
+    p.add_argument("--all", action="store_true", help="every entry of the manifest")
+    p.add_argument("--list", action="store_true", help="list the entries and what they achieved")
+    p.add_argument("--skip-existing", action="store_true", help="evaluate, but do not retrain, files that exist")
+    p.add_argument("--skip-eval", action="store_true", help="train only")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")
+    p.set_defaults(handler=run_reproduce)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from .device import configure_cpu_threads
+    from .pretrained import load_manifest
+    from .reproduce import reproduce
+
+    entries = load_manifest()
+    if args.list or not (args.names or args.all):
+        for e in entries:
+            nll = (e.result.get("nll") or [{}])[0]
+            done = f"NLL {nll['nll']:.2f} ({nll['estimator']})" if "nll" in nll else "not evaluated"
+            print(f"{e.name:24s} {e.config.steps:>6} steps  {done:28s} {e.description}")
+        return 0
+    configure_cpu_threads(args.threads)
+    reproduce([e.name for e in entries] if args.all else args.names, args.device, args.skip_existing, args.skip_eval)
+    return 0
+
+
+def add_results_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("results", help="write RESULTS.md: the shipped checkpoints beside the paper's Table 1")
+    p.add_argument("--out", type=Path, default=Path("RESULTS.md"), help="Markdown file (default: RESULTS.md)")
+    p.set_defaults(handler=run_results)
+
+
+def run_results(args: argparse.Namespace) -> int:
+    from .pretrained import load_manifest
+    from .reproduce import write_results
+
+    print(f"wrote {write_results(load_manifest(), args.out)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iwavb", description="IWAVB Lab: train and inspect VAE, IWAE, "
                                      "AVB and IWAVB models.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train_parser, add_info_parser, add_eval_parser):
+    for add in (add_train_parser, add_info_parser, add_eval_parser, add_reproduce_parser, add_results_parser):
         add(sub)
     args = parser.parse_args(argv)
     from .checkpoint import CheckpointError

@@ -8,12 +8,12 @@ import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" picks CUDA when present, else the CPU; "cuda" without a GPU is a clear error."""
+    """"auto" picks CUDA when present, else the CPU; "cuda" without a GPU is a ValueError that says so."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no GPU here; use 'auto' or 'cpu'")
+        raise ValueError("device 'cuda' was asked for, but PyTorch sees no GPU here; use 'auto' or 'cpu'")
     return device
 
 

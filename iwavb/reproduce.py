@@ -70,21 +70,19 @@ def evaluate_entry(entry: ManifestEntry, device: str = "auto") -> list[dict[str,
 
 def reproduce(names: list[str], device: str = "auto", skip_existing: bool = False, skip_eval: bool = False) -> None:
     """Train (unless the file exists and `skip_existing`) and evaluate entries, updating the manifest."""
-    entries = load_manifest()
-    known = {e.name for e in entries}
-    unknown = sorted(set(names) - known)
+    known = {e.name: e for e in load_manifest()}
+    unknown = sorted(set(names) - set(known))
     if unknown:
         raise ValueError(f"not in the manifest: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    for i, entry in enumerate(entries):
-        if entry.name not in names:
-            continue
+    for name in names:
+        entry = known[name]
         result = dict(entry.result)
         if not (skip_existing and entry.file.exists()):
             result = train_entry(entry, device)
         if not skip_eval:
             result["nll"] = evaluate_entry(entry, device)
-        entries[i] = replace(entry, result=result)
-        save_manifest(entries)  # after every entry: a long batch keeps what it has done
+        # Re-read before writing: another reproduce process may have updated other entries meanwhile.
+        save_manifest([replace(e, result=result) if e.name == name else e for e in load_manifest()])
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

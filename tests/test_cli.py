@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import torch
+
 from iwavb.cli import main
 
 
@@ -21,8 +23,9 @@ def test_train_then_info(tmp_path, capsys):
 
 def test_resume_extends_a_run(tmp_path, capsys):
     out = tmp_path / "toy.safetensors"
-    main(["train", "--data", "toy", "--method", "avb", "--latent", "2", "--steps", "60", "--out", str(out)])
-    assert main(["train", "--resume", str(out), "--steps", "100"]) == 0
+    main(["train", "--data", "toy", "--method", "avb", "--latent", "2", "--steps", "60", "--threads", "1",
+          "--out", str(out)])
+    assert main(["train", "--resume", str(out), "--steps", "100", "--threads", "1"]) == 0
     assert main(["info", str(out)]) == 0
     assert "step 100 of 100" in capsys.readouterr().out
 
@@ -34,6 +37,15 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
     assert main(["train", "--method", "vae", "--k", "5", "--data", "toy"]) == 2
     assert "VAE uses K = 1" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", "--data", "toy", "--device", "cuda", "--threads", "1"]) == 2
+        assert "PyTorch sees no GPU" in capsys.readouterr().err
+
+
+def test_reproduce_lists_the_manifest(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert "toy-iwavb-k10" in printed and "grid" in printed
 
 
 def test_help_explains_the_methods():
