@@ -160,7 +160,7 @@ def posterior_figure(view: PosteriorView, title: str) -> go.Figure:
     every = -(-len(view.axis) // HEATMAP_CELLS)  # draw at most HEATMAP_CELLS^2 cells: the page stays light
     axis, density = view.axis[::every], view.posterior[::every, ::every].astype(np.float32)
     traces = [
-        go.Heatmap(x=axis, y=axis, z=density, colorscale="Greys", showscale=False,
+        go.Heatmap(x=axis, y=axis, z=density, colorscale="Greys", showscale=False, zsmooth="best",  # a density
                    zmin=0, zmax=0.7 * float(density.max()),  # the peak saturates, so that the tails show
                    hovertemplate="z=(%{x:.2f}, %{y:.2f})<br>p(z|x)=%{z:.3f}<extra>true posterior</extra>"),
         go.Scatter(x=view.q_samples[:, 0], y=view.q_samples[:, 1], mode="markers", name="z ~ q(z|x)",
