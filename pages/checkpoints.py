@@ -4,8 +4,10 @@ import streamlit as st
 
 from iwavb.catalog import delete_run, list_entries, pretrained_dir
 from iwavb.runs import runs_dir
-from app_pages import common
-from app_pages.checkpoint_parts import checkpoint_table, details
+from pages.parts import common
+from pages.parts.checkpoint_parts import checkpoint_table, details
+
+common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
 st.title("Checkpoints")
 st.caption(f"Curated models in `{pretrained_dir()}` and your own runs in `{runs_dir()}` (saved from the Train page "

@@ -4,8 +4,10 @@ import streamlit as st
 
 from iwavb.config import DATASETS, FAMILIES, METHODS, TrainConfig
 from iwavb.jobs import RunSpec
-from app_pages import common
-from app_pages.compare_parts import progress, results
+from pages.parts import common
+from pages.parts.compare_parts import progress, results
+
+common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
 URL = dict(bind="query-params", persist_state="session")
 

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from app_pages.common import see_it_work
+from pages.parts.common import leave_old_multipage_mode, see_it_work
+
+leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
 st.title("IWAVB Lab")
 st.markdown("Four ways to fit a deep latent-variable model **p(x, z) = p(x|z) p(z)**, and they are "

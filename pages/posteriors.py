@@ -5,7 +5,9 @@ import streamlit as st
 
 from iwavb.plots import image_rows_figure, posterior_figure, weights_figure
 from iwavb.views import display_points, image_shape, objective_label, posterior_view
-from app_pages import common
+from pages.parts import common
+
+common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
 URL = dict(bind="query-params", persist_state="session")
 NONE = "(none)"

@@ -4,10 +4,12 @@ import streamlit as st
 
 from iwavb.config import DATASETS, FAMILIES, METHODS, TrainConfig
 from iwavb.jobs import RunSpec
-from app_pages import common
-from app_pages.live import run_live
+from pages.parts import common
+from pages.parts.live import run_live
 
-REFRESH_S = 0.5  # numbers and curves; the pictures follow every few seconds (app_pages/live.py)
+common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
+
+REFRESH_S = 0.5  # numbers and curves; the pictures follow every few seconds (pages/parts/live.py)
 URL = dict(bind="query-params", persist_state="session")
 
 with st.sidebar:

@@ -21,7 +21,7 @@ from iwavb.config import TrainConfig
 from iwavb.trainer import Trainer
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/compare.py", "app_pages/posteriors.py", "app_pages/checkpoints.py"]
+PAGES = ["pages/home.py", "pages/train.py", "pages/compare.py", "pages/posteriors.py", "pages/checkpoints.py"]
 TIMEOUT = 120  # the first script run imports torch, plotly and scikit-learn
 
 
@@ -106,7 +106,7 @@ def test_see_it_work_starts_a_toy_run_when_nothing_is_pretrained(app):
 
 
 def test_the_train_page_starts_a_toy_run_and_shows_its_metrics(app):
-    at = on_page(app, "app_pages/train.py")
+    at = on_page(app, "pages/train.py")
     train_toy(at, "avb", steps=30)
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
@@ -119,7 +119,7 @@ def test_the_train_page_starts_a_toy_run_and_shows_its_metrics(app):
 
 
 def test_bad_settings_are_a_message_not_a_traceback(app):
-    at = on_page(app, "app_pages/train.py")
+    at = on_page(app, "pages/train.py")
     at.sidebar.radio(key="family").set_value("conv").run()  # the conv family needs 28x28 images, not the toy
     next(b for b in at.button if b.label == "Start").click().run()
     assert not at.exception
@@ -128,7 +128,7 @@ def test_bad_settings_are_a_message_not_a_traceback(app):
 
 
 def test_settings_live_in_the_url(app):
-    at = app.switch_page("app_pages/train.py")
+    at = app.switch_page("pages/train.py")
     at.query_params["method"] = "VAE"  # a selectbox stores its displayed option in the URL
     at.query_params["steps"] = "250"
     at.run()
@@ -140,7 +140,7 @@ def test_settings_live_in_the_url(app):
 def test_loading_a_checkpoint_opens_it_on_the_train_page(app, folders):
     _, runs = folders
     path = save_toy_run(runs, "iwae")
-    at = on_page(app, "app_pages/checkpoints.py")
+    at = on_page(app, "pages/checkpoints.py")
     assert not at.exception and not at.error
     assert any("log p(x)" in m.label for m in at.metric)  # exact for l = 2
     next(b for b in at.button if b.label == "Open on the Train page").click().run()
@@ -155,13 +155,13 @@ def test_loading_a_checkpoint_opens_it_on_the_train_page(app, folders):
 def test_a_bad_checkpoint_shows_an_error(app, folders):
     _, runs = folders
     (runs / "broken.safetensors").write_bytes(b"\x00" * 64)
-    at = on_page(app, "app_pages/checkpoints.py")
+    at = on_page(app, "pages/checkpoints.py")
     assert not at.exception
     assert any("broken.safetensors" in e.value for e in at.error)
 
 
 def test_compare_trains_the_four_and_names_a_winner(app):
-    at = on_page(app, "app_pages/compare.py")
+    at = on_page(app, "pages/compare.py")
     at.sidebar.number_input(key="steps_each").set_value(20).run()
     next(b for b in at.button if b.label.startswith("Train the four")).click().run()
     job = at.session_state["job:compare"]
@@ -175,9 +175,9 @@ def test_compare_trains_the_four_and_names_a_winner(app):
 
 
 def test_posteriors_shows_the_true_posterior_weights_and_ess_of_a_session_run(app):
-    at = on_page(app, "app_pages/train.py")
+    at = on_page(app, "pages/train.py")
     train_toy(at, "iwae", steps=20)
-    at.switch_page("app_pages/posteriors.py").run()
+    at.switch_page("pages/posteriors.py").run()
     assert not at.exception and not at.error
     assert any(fig["data"][0].get("type") == "heatmap" for fig in charts(at))  # the true posterior
     labels = [m.label for m in at.metric]
@@ -189,7 +189,7 @@ def test_a_failed_run_is_a_message_in_the_page(app):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: device 'cuda' would not fail")
-    at = on_page(app, "app_pages/train.py")
+    at = on_page(app, "pages/train.py")
     at.sidebar.selectbox(key="device").set_value("cuda").run()
     next(b for b in at.button if b.label == "Start").click().run()
     assert at.session_state["job:train"].join(60)
@@ -202,7 +202,7 @@ def test_compare_loads_the_four_from_checkpoints(app, folders):
     pretrained, _ = folders
     for method in ("vae", "iwae", "avb", "iwavb"):
         save_toy_run(pretrained, method)
-    at = on_page(app, "app_pages/compare.py")
+    at = on_page(app, "pages/compare.py")
     next(b for b in at.button if b.label == "Load the 4 from checkpoints").click().run()
     job = at.session_state["job:compare"]
     assert job.join(60) and [r.name for r in job.snapshot().runs] == ["VAE", "IWAE", "AVB", "IWAVB"]
@@ -223,7 +223,7 @@ def test_see_it_work_loads_the_pretrained_toy_iwavb(app, folders):
 
 
 def test_compare_estimates_log_px_by_importance_sampling_when_l_is_above_2(app):
-    at = on_page(app, "app_pages/compare.py")
+    at = on_page(app, "pages/compare.py")
     at.sidebar.select_slider(key="latent").set_value(8)
     at.sidebar.number_input(key="steps_each").set_value(20).run()
     next(b for b in at.button if b.label.startswith("Train the four")).click().run()

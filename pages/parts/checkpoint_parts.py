@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from iwavb.catalog import Entry, eval_log_px
-from app_pages import common
+from pages.parts import common
 
 
 def _score(entry: Entry) -> tuple[float, str] | None:

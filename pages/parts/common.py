@@ -30,7 +30,44 @@ if TYPE_CHECKING:
 TRAIN_THREADS = int(os.environ.get("IWAVB_THREADS", "1"))
 HEARTBEAT_S = 5.0  # how often every open page tells the registry that its session is alive
 SLOTS = ("train", "compare")
-SLOT_PAGES = {"train": "app_pages/train.py", "compare": "app_pages/compare.py"}
+SLOT_PAGES = {"train": "pages/train.py", "compare": "pages/compare.py"}
+
+
+PAGES = [  # (script, title, icon): the app's navigation, set up by `run_app`
+    ("pages/home.py", "Learn", ":material/school:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/compare.py", "Compare", ":material/balance:"),
+    ("pages/posteriors.py", "Posteriors", ":material/scatter_plot:"),
+    ("pages/checkpoints.py", "Checkpoints", ":material/inventory_2:"),
+]
+
+
+def run_app() -> None:
+    """app.py: page configuration, the navigation, the sidebar shared by all pages, then the page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False  # see leave_old_multipage_mode
+    st.set_page_config(page_title="IWAVB Lab", page_icon=":material/science:", layout="wide")
+    navigation = st.navigation([st.Page(script, title=title, icon=icon, default=script == PAGES[0][0])
+                                for script, title, icon in PAGES])
+    with st.sidebar:
+        sidebar_status()
+    navigation.run()
+
+
+def leave_old_multipage_mode() -> None:
+    """Call first thing in every page: make app.py's navigation serve a visitor who lands here directly.
+
+    A folder named `pages/` beside app.py makes a fresh Streamlit process start in its old multipage
+    mode, in which the first visitor's page script runs on its own (app.py, and with it `st.navigation`,
+    never runs) and the sidebar lists the files of `pages/`. When that happens, run the app as app.py
+    would, inside this run (no rerun: a widget event of this run must not be lost), and stop.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        run_app()
+        st.stop()
 
 
 @st.cache_resource

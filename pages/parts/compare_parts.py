@@ -8,8 +8,8 @@ from iwavb.comparison import Result, verdict
 from iwavb.jobs import Job, JobSnapshot
 from iwavb.plots import CurveSeries, bound_figure, image_rows_figure, latent_figure, score_figure, Score
 from iwavb.views import IS_SAMPLES, IS_TEST_IMAGES, TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX, curves
-from app_pages import common
-from app_pages.live_charts import live_charts
+from pages.parts import common
+from pages.parts.live_charts import live_charts
 
 TOY_LANDMARKS = {"best possible −1.386": TOY_BEST_LOG_PX, "posterior collapse −2.249": TOY_COLLAPSE_LOG_PX}
 PREVIEW_IMAGES = 6

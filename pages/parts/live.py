@@ -14,8 +14,8 @@ import streamlit as st
 from iwavb.jobs import Job, JobSnapshot
 from iwavb.plots import CurveSeries, bound_figure, discriminator_figure, image_rows_figure, latent_figure
 from iwavb.views import curves, objective_label
-from app_pages.common import show_job_messages
-from app_pages.live_charts import live_charts
+from pages.parts.common import show_job_messages
+from pages.parts.live_charts import live_charts
 
 PICTURES_S = 2.0  # pictures are recomputed at most this often while a run trains
 PREVIEW_IMAGES = 8  # test images (and reconstructions, and prior samples) in the picture rows
@@ -68,7 +68,7 @@ def run_live(job: Job, was_active: bool) -> None:
 def _pictures(job: Job, snap: JobSnapshot) -> tuple[go.Figure, go.Figure] | None:
     """Test images with reconstructions and prior samples, and the latent plane; redrawn at most every
     PICTURES_S seconds while training (each time they hold the model for a moment)."""
-    from app_pages.common import dataset
+    from pages.parts.common import dataset
     from iwavb.views import display_points, image_shape, latent_projection, prior_samples, reconstructions, viewing
 
     trainer = job.trainer(snap.current)
