@@ -18,10 +18,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def device_description(device: torch.device) -> str:
-    """A human name for the device, for metadata and the app: 'NVIDIA H100 80GB HBM3' or 'CPU (2 threads)'."""
+    """A human name for the device, for metadata and the app: 'NVIDIA H100 80GB HBM3', 'CPU (1 thread)'."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def configure_cpu_threads(n: int | None = None) -> int:
