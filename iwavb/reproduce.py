@@ -1,6 +1,6 @@
 """Regenerate a shipped checkpoint from its manifest entry, and the results table beside the paper's.
 
-    python -m iwavb reproduce toy-iwavb          # train, save pretrained/toy-iwavb.safetensors, evaluate
+    python -m iwavb reproduce toy-iwavb-k10      # train, save pretrained/toy-iwavb-k10.safetensors, evaluate
     python -m iwavb reproduce --all --skip-existing
     python -m iwavb results                      # rewrite RESULTS.md from the manifest
 """
@@ -48,18 +48,29 @@ def train_entry(entry: ManifestEntry, device: str = "auto") -> dict[str, Any]:
     }
 
 
-def evaluate_entry(entry: ManifestEntry, device: str = "auto") -> list[dict[str, Any]]:
-    """Run each of the entry's test-NLL estimates on its checkpoint (results also land in its .eval.json)."""
+def evaluate_entry(entry: ManifestEntry, device: str = "auto", reuse: bool = False) -> list[dict[str, Any]]:
+    """Run each of the entry's test-NLL estimates on its checkpoint (results also land in its .eval.json).
+
+    With `reuse`, an estimate already saved beside the checkpoint with the same settings is taken as is."""
+    import dataclasses
+
     from tqdm import tqdm
 
-    from .evaluate import EvalSettings, evaluate_checkpoint
+    from .evaluate import EvalSettings, evaluate_checkpoint, read_eval_results
 
+    def same(saved: dict[str, Any], wanted: EvalSettings) -> bool:
+        return {**saved, "device": device} == dataclasses.asdict(wanted)
+
+    saved = read_eval_results(entry.file) if reuse else []
     summaries = []
     for values in entry.evaluations:
         settings = EvalSettings(**{**values, "device": device})
-        with tqdm(total=1.0, desc=f"{entry.name}: {settings.estimator}", unit="run",
-                  bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
-            result = evaluate_checkpoint(entry.file, settings, progress=lambda f: bar.update(f - bar.n))
+        result = next((r for r in saved if same(r.settings, settings) and r.checkpoint_step == entry.config.steps),
+                      None)
+        if result is None:
+            with tqdm(total=1.0, desc=f"{entry.name}: {settings.estimator}", unit="run",
+                      bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+                result = evaluate_checkpoint(entry.file, settings, progress=lambda f: bar.update(f - bar.n))
         print(f"  {result.summary()}")
         summaries.append({"estimator": result.estimator, "nll": round(result.nll, 3),
                           "stderr": None if result.nll_se is None else round(result.nll_se, 3),
@@ -77,10 +88,11 @@ def reproduce(names: list[str], device: str = "auto", skip_existing: bool = Fals
     for name in names:
         entry = known[name]
         result = dict(entry.result)
-        if not (skip_existing and entry.file.exists()):
+        kept = skip_existing and entry.file.exists()
+        if not kept:
             result = train_entry(entry, device)
         if not skip_eval:
-            result["nll"] = evaluate_entry(entry, device)
+            result["nll"] = evaluate_entry(entry, device, reuse=kept)
         # Re-read before writing: another reproduce process may have updated other entries meanwhile.
         save_manifest([replace(e, result=result) if e.name == name else e for e in load_manifest()])
 

@@ -1,0 +1,56 @@
+"""`reproduce` regenerates a manifest entry (train, float16 file, evaluation, manifest result) and, with
+skip_existing, keeps the file and the estimates already saved with the same settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from iwavb import evaluate
+from iwavb.checkpoint import load_checkpoint
+from iwavb.config import TrainConfig
+from iwavb.pretrained import ManifestEntry, load_manifest, save_manifest
+from iwavb.reproduce import reproduce, results_table
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path, monkeypatch):
+    monkeypatch.setenv("IWAVB_PRETRAINED_DIR", str(tmp_path))
+    config = TrainConfig(dataset="toy", q="implicit", k=3, latent_dim=2, steps=20, log_every=10, eval_every=10)
+    save_manifest([ManifestEntry("tiny", "a test entry", config,
+                                 [{"estimator": "grid", "n_test": 16, "grid_resolution": 41}])])
+    return tmp_path
+
+
+def test_reproduce_trains_saves_evaluates_and_records(tiny_manifest):
+    reproduce(["tiny"], device="cpu")
+    (entry,) = load_manifest()
+    checkpoint = load_checkpoint(entry.file)
+    assert checkpoint.step == 20 and checkpoint.meta["weights_dtype"] == "float16"
+    assert entry.result["steps"] == 20 and entry.result["hardware"].startswith("CPU")
+    (estimate,) = entry.result["nll"]
+    assert estimate["estimator"] == "grid" and estimate["n_images"] == 16
+    assert estimate["nll"] == pytest.approx(evaluate.read_eval_results(entry.file)[0].nll, abs=1e-3)
+    assert "| tiny | toy | IWAVB |" in results_table([entry])
+
+
+def test_skip_existing_reuses_the_file_and_matching_estimates(tiny_manifest, monkeypatch):
+    reproduce(["tiny"], device="cpu")
+    file_bytes = load_manifest()[0].file.read_bytes()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a saved estimate with the same settings should have been reused")
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", must_not_run)
+    reproduce(["tiny"], device="cpu", skip_existing=True)
+    assert load_manifest()[0].file.read_bytes() == file_bytes
+    # Different settings are not the same estimate: this one must run.
+    (entry,) = load_manifest()
+    save_manifest([ManifestEntry(entry.name, entry.description, entry.config,
+                                 [{"estimator": "grid", "n_test": 8, "grid_resolution": 41}], entry.result)])
+    with pytest.raises(AssertionError, match="reused"):
+        reproduce(["tiny"], device="cpu", skip_existing=True)
+
+
+def test_unknown_entries_are_named():
+    with pytest.raises(ValueError, match="not in the manifest: nope"):
+        reproduce(["nope"])
