@@ -3,13 +3,15 @@ skip_existing, keeps the file and the estimates already saved with the same sett
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from iwavb import evaluate
 from iwavb.checkpoint import load_checkpoint
 from iwavb.config import TrainConfig
 from iwavb.pretrained import ManifestEntry, load_manifest, save_manifest
-from iwavb.reproduce import reproduce, results_table
+from iwavb.reproduce import paired_differences, reproduce, results_table
 
 
 @pytest.fixture
@@ -54,3 +56,16 @@ def test_skip_existing_reuses_the_file_and_matching_estimates(tiny_manifest, mon
 def test_unknown_entries_are_named():
     with pytest.raises(ValueError, match="not in the manifest: nope"):
         reproduce(["nope"])
+
+
+def test_paired_differences_compare_each_method_with_the_vae_on_the_same_images(tiny_manifest):
+    (iwavb,) = load_manifest()
+    vae = ManifestEntry("tiny-vae", "the reference", replace(iwavb.config, q="gaussian", k=1), iwavb.evaluations)
+    save_manifest([vae, iwavb])
+    reproduce(["tiny-vae", "tiny"], device="cpu")
+    entries = load_manifest()
+    nll = {e.name: e.result["nll"][0]["nll"] for e in entries}
+    (row,) = [line for line in paired_differences(entries).splitlines() if "IWAVB" in line]
+    difference = float(row.split("|")[6].split("±")[0])
+    assert difference == pytest.approx(nll["tiny"] - nll["tiny-vae"], abs=2e-3)
+    assert "VAE (K" not in paired_differences(entries)  # the reference is not compared with itself
