@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DATASETS, FAMILIES, METHODS, TrainConfig
+from .config import CONV_ON_CPU, DATASETS, FAMILIES, METHODS, TrainConfig
 
 EPILOG = """examples:
   python -m iwavb train --data toy --method avb --latent 2 --steps 3000
@@ -85,6 +85,8 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = trainer.config
     print(f"{cfg.method.upper()} on {cfg.dataset}: K={cfg.k}, l={cfg.latent_dim}, {cfg.family}, "
           f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} -> {out}")
+    if cfg.family == "conv" and trainer.device.type == "cpu":
+        print(f"warning: {CONV_ON_CPU}; --family mlp trains live on a CPU", file=sys.stderr)
     status = train_with_progress(trainer, out, args.minutes)
     trainer.save(out)
     valid = last_validation(trainer)

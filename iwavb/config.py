@@ -19,6 +19,11 @@ DATASETS: tuple[str, ...] = get_args(DatasetName)
 FAMILIES: tuple[str, ...] = get_args(Family)
 METHODS: tuple[str, ...] = get_args(MethodName)
 
+# Measured on a 2-core CPU, 2 threads (python -m benchmarks.train_speed --family conv --k 1,10): the
+# paper's AVB networks take about 2 GFLOP per image forward, 8.2 s per step at K = 1 and 49-56 s at K = 10.
+CONV_ON_CPU = ("the conv family (the paper's networks) takes about 8 s per training step at K = 1 and nearly "
+               "a minute at K = 10 on a 2-core CPU: it is meant for a GPU")
+
 # Section 5 of the paper: Adam with 5e-5 for the generative model and q, 1e-4 for the discriminator.
 PAPER_LR = 5e-5
 PAPER_DISC_LR = 1e-4

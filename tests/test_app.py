@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from app_folders import empty_folders
@@ -121,6 +122,8 @@ def test_the_train_page_starts_a_toy_run_and_shows_its_metrics(app):
 def test_bad_settings_are_a_message_not_a_traceback(app):
     at = on_page(app, "pages/train.py")
     at.sidebar.radio(key="family").set_value("conv").run()  # the conv family needs 28x28 images, not the toy
+    if not torch.cuda.is_available():
+        assert any("meant for a GPU" in w.value for w in at.warning)  # what conv costs on a CPU, said up front
     next(b for b in at.button if b.label == "Start").click().run()
     assert not at.exception
     assert any("conv family needs 28x28 images" in e.value for e in at.error)

@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from conftest import require_data
 from iwavb.cli import main
 
 
@@ -19,6 +20,15 @@ def test_train_then_info(tmp_path, capsys):
     assert main(["info", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "IWAE (q gaussian, K=4) on toy" in printed and "step 120 of 120" in printed
+
+
+def test_conv_on_a_cpu_warns_what_it_costs(tmp_path, capsys):
+    require_data("MNIST")
+    status = main(["train", "--data", "mnist", "--family", "conv", "--method", "vae", "--latent", "2", "--steps", "1",
+                   "--batch-size", "4", "--eval-every", "1", "--device", "cpu", "--threads", "1",
+                   "--out", str(tmp_path / "conv.safetensors")])
+    assert status == 0
+    assert "s per training step at K = 1" in capsys.readouterr().err
 
 
 def test_resume_extends_a_run(tmp_path, capsys):

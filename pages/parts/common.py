@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from iwavb.config import CONV_ON_CPU
 from iwavb.jobs import DEFAULT_TIMEOUT_S, Job, JobRegistry, JobSnapshot, RunSpec
 
 if TYPE_CHECKING:
@@ -165,8 +166,7 @@ def device_notice(family: str) -> None:
     if gpu is not None:
         st.caption(f"Training runs on **{gpu}** (GPU).")
     elif family == "conv":
-        st.warning("No GPU here: the conv family (the paper's networks) trains at well under 1 step/s on a "
-                   "CPU. Choose the mlp family for a live demo.")
+        st.warning(f"No GPU here: {CONV_ON_CPU}. Choose the mlp family for a live demo.")
     else:
         st.caption(f"Training runs on the **CPU** ({TRAIN_THREADS} thread per run). The conv family (the "
                    "paper's networks) needs a GPU; the mlp family trains live here.")
