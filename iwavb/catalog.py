@@ -93,22 +93,37 @@ def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -
     return {m: found[m] for m in METHODS if m in found}
 
 
-def eval_log_px(path: Path) -> tuple[float, str] | None:
-    """(test log p(x) estimate, how it was estimated): the most exact estimator among the results in the
-    checkpoint's evaluation file and, for a curated checkpoint, the manifest's; None when there are none."""
+@dataclass(frozen=True)
+class SavedEstimate:
+    """A test log p(x) saved for a checkpoint, and the seeded test images it was measured on."""
+
+    log_px: float  # mean log p(x) over the images: minus the NLL
+    how: str  # in words, e.g. "log p(x), ais on 100 test images"
+    n_images: int  # with `seed`, the images: iwavb.evaluate.evaluation_images(data, n_images, seed)
+    seed: int
+
+
+def eval_log_px(path: Path) -> SavedEstimate | None:
+    """The most exact estimate among the results in the checkpoint's evaluation file and, for a curated
+    checkpoint, the manifest's; None when there are none."""
     from .evaluate import EvalError, read_eval_results
 
     try:
-        records = [r.to_dict() for r in read_eval_results(path)]
+        records = [{**r.to_dict(), "seed": r.settings.get("seed", 0)} for r in read_eval_results(path)]
     except EvalError:
         records = []  # an unreadable evaluation file is as good as none
     manifest = read_manifest() if path.resolve().parent == pretrained_dir().resolve() else {}
     if path.name in manifest:
-        reported = manifest[path.name].result.get("nll", [])
-        records += reported if isinstance(reported, list) else []
-    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("nll"), (int, float))]
+        entry = manifest[path.name]
+        reported = entry.result.get("nll", [])
+        seeds = {e.get("estimator"): e.get("seed", 0) for e in entry.evaluations}
+        records += [{**r, "seed": seeds.get(r.get("estimator"), 0)} for r in reported if isinstance(r, dict)] \
+            if isinstance(reported, list) else []
+    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("nll"), (int, float))
+               and isinstance(r.get("n_images"), int)]
     if not records:
         return None
     best = min(records, key=lambda r: ESTIMATORS.index(r.get("estimator")) if r.get("estimator") in ESTIMATORS
                else len(ESTIMATORS))
-    return -float(best["nll"]), f"log p(x), {best.get('estimator', 'estimate')} on {best.get('n_images', '?')} test images"
+    return SavedEstimate(-float(best["nll"]), f"log p(x), {best.get('estimator', 'estimate')} on {best['n_images']} "
+                         "test images", best["n_images"], int(best["seed"]))

@@ -21,7 +21,7 @@ class Result:
     method: str  # vae | iwae | avb | iwavb
     name: str  # as shown: "IWAVB (K = 10)"
     score: float  # log p(x) or its estimate (higher is better); -NLL
-    bound: float | None  # final validation bound or objective (uses T) during training
+    bound: float | None  # the model's own bound, or objective (uses T), on the images of `score`
     implicit: bool
 
 

@@ -191,7 +191,7 @@ class Score:
     name: str
     method: str
     value: float  # higher is better: log p(x), or minus the NLL
-    bound: float | None = None  # the run's final validation bound, shown beside it
+    bound: float | None = None  # the model's own bound (objective) on the same images, shown beside it
 
 
 def score_figure(scores: Sequence[Score], axis_title: str, landmarks: dict[str, float] | None = None,
@@ -212,7 +212,7 @@ def score_figure(scores: Sequence[Score], axis_title: str, landmarks: dict[str, 
                textfont=dict(color="white"), hovertemplate="%{y}: %{text}<extra></extra>")]
     if with_bound:
         traces.append(go.Scatter(y=[s.name for s in with_bound], x=[s.bound for s in with_bound], mode="markers",
-                                 name="final validation bound / objective",
+                                 name="its own bound / objective (uses T), same images",
                                  marker=dict(symbol="diamond", size=12, color="#222")))
     references = [_reference(value, name, horizontal=False) for name, value in (landmarks or {}).items()]
     return _figure(traces, title, height=160 + 45 * len(ordered), shapes=[r[0] for r in references],

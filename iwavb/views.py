@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .bounds import effective_sample_size, log_weights
+from .bounds import effective_sample_size, iw_bound, log_weights
 from .data import DataSplits, binarize
 from .grid import posterior_grid
 from .model import LatentVariableModel
@@ -149,28 +149,41 @@ def posterior_view(model: LatentVariableModel, x: torch.Tensor, k: int, n_sample
 
 
 @torch.no_grad()
-def exact_log_px(model: LatentVariableModel, data: DataSplits, n: int = 200, resolution: int = 201) -> float:
-    """Mean exact log p(x) (l = 2, by the grid) over the toy's four points, or n fixed binarised test images."""
+def exact_images(data: DataSplits, n: int = 200) -> torch.Tensor:
+    """The points exact_log_px averages over: the toy's four, or n fixed binarised test images."""
     if data.name == "toy":
-        x = torch.eye(4)  # the four equiprobable points: their mean is log p(x) under the data distribution
-    else:
-        x = binarize(data.test.images[:n].cpu(), torch.Generator().manual_seed(1234))
-    return float(posterior_grid(model, x, resolution=resolution).log_px.mean())
+        return torch.eye(4)  # the four equiprobable points: their mean is log p(x) under the data distribution
+    return binarize(data.test.images[:n].cpu(), torch.Generator().manual_seed(1234))
+
+
+def exact_log_px(model: LatentVariableModel, data: DataSplits, n: int = 200, resolution: int = 201) -> float:
+    """Mean exact log p(x) (l = 2, by the grid) over exact_images(data, n)."""
+    return float(posterior_grid(model, exact_images(data, n), resolution=resolution).log_px.mean())
 
 
 IS_TEST_IMAGES, IS_SAMPLES = 200, 500  # a quick estimate for the Compare page, seconds per model on a CPU
 
 
 @torch.no_grad()
-def estimated_log_px(model: LatentVariableModel, data: DataSplits, n_test: int = IS_TEST_IMAGES,
-                     k: int = IS_SAMPLES) -> tuple[float, str]:
-    """Mean test log p(x) by importance sampling (iwavb.evaluate: q as proposal for a Gaussian q, a fitted
-    Student-t for an implicit q; never T), on a seeded subset; and how it was measured, in words."""
-    from .evaluate import EvalSettings, estimate_log_px, evaluation_images
+def estimated_log_px(model: LatentVariableModel, x: torch.Tensor, k: int = IS_SAMPLES) -> tuple[float, str]:
+    """Mean log p(x) of images x by importance sampling (iwavb.evaluate: q as proposal for a Gaussian q, a
+    fitted Student-t for an implicit q; never T); and how it was measured, in words."""
+    from .evaluate import EvalSettings, estimate_log_px
 
-    settings = EvalSettings(estimator="is", n_test=n_test, k=k, device=str(_device(model)))
-    log_px, _ = estimate_log_px(model, evaluation_images(data, n_test, settings.seed), settings)
+    settings = EvalSettings(estimator="is", n_test=x.shape[0], k=k, device=str(_device(model)))
+    log_px, _ = estimate_log_px(model, x, settings)
     return float(log_px.mean()), f"log p(x), IS (k = {k}) on {log_px.shape[0]} test images"
+
+
+@torch.no_grad()
+def own_bound(model: LatentVariableModel, x: torch.Tensor, k: int, seed: int = 0, batch: int = 100) -> float:
+    """Mean over images x of the bound the model trains on, with its training K: (2.9) for a Gaussian q, (3.1) with
+    T in place of log q - log p for an implicit q. Set beside a log p(x) of the same images, the gap is
+    what the bound gives away (Gaussian q) or how far T is off (an implicit q can read above log p(x))."""
+    generator = _generator(model, seed)
+    x = x.to(_device(model))
+    values = [iw_bound(log_weights(model, chunk, k, generator).log_w) for chunk in x.split(batch)]
+    return float(torch.cat(values).mean())
 
 
 @dataclass(frozen=True)

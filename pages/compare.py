@@ -38,7 +38,9 @@ if train_col.button(f"Train the four, one after another ({int(steps):,} steps ea
         st.error(f"These settings do not make a run: {err}")
     else:
         common.start_job("compare", [RunSpec(c) for c in configs])
-if load_col.button(f"Load the {len(found) or 'four'} from checkpoints", width="stretch", disabled=not found,
+load_label = ("Load the four from checkpoints" if len(found) in (0, 4)
+              else f"Load {len(found)} of the four from checkpoints")
+if load_col.button(load_label, width="stretch", disabled=not found,
                    help="Checkpoints in pretrained/ or your runs with this data set, latent size and K"):
     common.start_job("compare", [common.checkpoint_spec(e.path, e.config, e.config.method.upper())
                                  for e in found.values()])

@@ -206,7 +206,7 @@ def test_compare_loads_the_four_from_checkpoints(app, folders):
     for method in ("vae", "iwae", "avb", "iwavb"):
         save_toy_run(pretrained, method)
     at = on_page(app, "pages/compare.py")
-    next(b for b in at.button if b.label == "Load the 4 from checkpoints").click().run()
+    next(b for b in at.button if b.label == "Load the four from checkpoints").click().run()
     job = at.session_state["job:compare"]
     assert job.join(60) and [r.name for r in job.snapshot().runs] == ["VAE", "IWAE", "AVB", "IWAVB"]
     at.run()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app_folders import empty_folders
-from iwavb.catalog import delete_run, eval_log_px, find_four, list_entries
+from iwavb.catalog import SavedEstimate, delete_run, eval_log_px, find_four, list_entries
 from iwavb.config import TrainConfig
 from iwavb.evaluate import EvalResult, write_eval_result
 from iwavb.trainer import Trainer
@@ -40,7 +40,8 @@ def test_pretrained_come_first_with_their_manifest_description_and_bad_files_car
     assert entries[0].description == "AVB on the toy data" and not entries[0].deletable
     broken = next(e for e in entries if e.path.name == "broken.safetensors")
     assert broken.config is None and "broken.safetensors" in broken.error
-    assert eval_log_px(entries[0].path) == (-1.40, "log p(x), grid on 1000 test images")  # from the manifest's result
+    # from the manifest's result, with the images it was measured on (the default seed, 0)
+    assert eval_log_px(entries[0].path) == SavedEstimate(-1.40, "log p(x), grid on 1000 test images", 1000, 0)
 
 
 def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
@@ -49,14 +50,14 @@ def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
     assert eval_log_px(path) is None
     for estimator, nll, n in (("is", 85.2, 1000), ("ais", 84.9, 500)):
         write_eval_result(path, evaluation(path, estimator, nll, n))
-    assert eval_log_px(path) == (-84.9, "log p(x), ais on 500 test images")  # AIS is preferred to IS
+    assert eval_log_px(path) == SavedEstimate(-84.9, "log p(x), ais on 500 test images", 500, 7)  # AIS before IS
     path.with_suffix(".eval.json").write_text("{broken")
     assert eval_log_px(path) is None  # an unreadable evaluation is none, not an error
 
 
 def evaluation(path, estimator: str, nll: float, n_images: int) -> EvalResult:
     return EvalResult(estimator=estimator, nll=nll, nll_se=0.1, n_images=n_images, seconds=1.0, seconds_per_1000=2.0,
-                      device="CPU", settings={}, method="iwae", dataset="toy", latent_dim=2, checkpoint=path.name,
+                      device="CPU", settings={"seed": 7}, method="iwae", dataset="toy", latent_dim=2, checkpoint=path.name,
                       checkpoint_step=1, created="", library_version="", diagnostics={}, log_px=(-nll,) * n_images)
 
 

@@ -19,7 +19,7 @@ def _score(entry: Entry) -> tuple[float, str] | None:
         return None
     saved = eval_log_px(entry.path)
     if saved is not None or entry.config.latent_dim != 2:
-        return saved
+        return None if saved is None else (saved.log_px, saved.how)
     try:
         return _exact(str(entry.path), entry.path.stat().st_mtime), "exact log p(x)"
     except (CheckpointError, DataError, OSError):

@@ -275,19 +275,30 @@ def four_checkpoints(dataset: str, latent: int, k: int) -> dict:
     return find_four(list_entries(), dataset, latent, k)
 
 
-def model_score(trainer: Trainer, checkpoint: Path | None, estimate: bool = False) -> tuple[float, str] | None:
-    """(log p(x), how it was measured) of a trained model: exact for l = 2; else a quick importance-sampling
-    estimate if asked, or its evaluation file; None if none of these."""
+def model_score(trainer: Trainer, checkpoint: Path | None, estimate: bool = False
+                ) -> tuple[float, str, float] | None:
+    """(log p(x), how it was measured, the model's own bound on the same images) of a trained model: exact
+    for l = 2; else a quick importance-sampling estimate if asked, or its evaluation file; None if none."""
     from iwavb.catalog import eval_log_px
-    from iwavb.views import estimated_log_px, exact_log_px, viewing
+    from iwavb.evaluate import evaluation_images
+    from iwavb.views import IS_TEST_IMAGES, estimated_log_px, exact_images, exact_log_px, own_bound, viewing
 
-    if trainer.config.latent_dim == 2:
-        with viewing(trainer) as model:
-            return exact_log_px(model, trainer.data), "exact log p(x)"
-    if estimate:
-        with viewing(trainer) as model:
-            return estimated_log_px(model, trainer.data)
-    return eval_log_px(checkpoint) if checkpoint is not None else None
+    saved = None
+    if trainer.config.latent_dim != 2 and not estimate:
+        saved = eval_log_px(checkpoint) if checkpoint is not None else None
+        if saved is None:
+            return None
+    with viewing(trainer) as model:
+        if trainer.config.latent_dim == 2:
+            x = exact_images(trainer.data)
+            score = exact_log_px(model, trainer.data), "exact log p(x)"
+        elif estimate:
+            x = evaluation_images(trainer.data, IS_TEST_IMAGES, seed=0)
+            score = estimated_log_px(model, x)
+        else:
+            x = evaluation_images(trainer.data, saved.n_images, saved.seed)
+            score = saved.log_px, saved.how
+        return (*score, own_bound(model, x, trainer.config.k))
 
 
 @contextmanager

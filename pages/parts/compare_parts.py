@@ -45,10 +45,6 @@ def _score(job: Job, snap: JobSnapshot, index: int, estimate: bool) -> tuple[flo
     return st.session_state[key]
 
 
-def _last_valid(history) -> float | None:
-    return next((r.valid_bound for r in reversed(history) if r.valid_bound is not None), None)
-
-
 def results(job: Job) -> None:
     from iwavb.views import display_points, image_shape, latent_projection, reconstructions, viewing
 
@@ -67,10 +63,10 @@ def results(job: Job) -> None:
         measured = []  # measured in different ways: not comparable, so estimate all of them the same way
     if measured:
         estimator = scores[measured[0]][1]
-        results_ = [Result(snap.runs[i].config.method, snap.runs[i].name, scores[i][0],
-                           _last_valid(snap.runs[i].history), snap.runs[i].config.q == "implicit") for i in measured]
+        results_ = [Result(snap.runs[i].config.method, snap.runs[i].name, scores[i][0], scores[i][2],
+                           snap.runs[i].config.q == "implicit") for i in measured]
         figure = score_figure([Score(r.name, r.method, r.score, r.bound) for r in results_], estimator,
-                              TOY_LANDMARKS if toy else None, f"{estimator} (bars) and the training bound (◆)")
+                              TOY_LANDMARKS if toy else None, f"{estimator} (bars) and each model's own bound on the same images (◆)")
         st.plotly_chart(figure, key="compare_scores")
         winner, *reasons = verdict(results_, estimator, toy)
         st.success(winner)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import plotly
 import plotly.graph_objects as go
-import streamlit as st
 import streamlit.components.v1 as components
 
 SOURCE = Path(__file__).resolve().parent / "live_charts"
