@@ -180,7 +180,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 epilog="README.md in benchmarks/ explains the columns.")
     add_workload_arguments(p)
     p.add_argument("--family", choices=("auto", "mlp", "conv", "all"), default="auto",
-                   help="networks (default auto: mlp, and conv too on a GPU; conv runs ~0.1 steps/s at K = 1 on a 2-core CPU)")
+                   help="networks (default auto: mlp, and conv too on a GPU; conv runs ~0.1 steps/s at K = 1 "
+                        "on a 2-core CPU)")
     p.add_argument("--methods", type=choice_list(METHODS), default=METHODS, help="default: vae,iwae,avb,iwavb")
     p.add_argument("--k", type=parse_k_list, default=None, help="importance samples (default: 1,5,10)")
     p.add_argument("--variants", type=choice_list(tuple(VARIANTS)), default=None,

@@ -4,8 +4,10 @@ import sys
 from .cli import main
 
 try:
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()  # inside the try: a closed pipe shows here, not at the interpreter's exit
 except BrokenPipeError:  # the output went to `head` or the like, which stopped reading: not an error
     # Python's documented recipe: point stdout at devnull so that the interpreter's final flush is silent.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(1)
+    status = 1
+sys.exit(status)

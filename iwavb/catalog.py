@@ -103,27 +103,33 @@ class SavedEstimate:
     seed: int
 
 
-def eval_log_px(path: Path) -> SavedEstimate | None:
+def eval_log_px(path: Path, step: int | None = None) -> SavedEstimate | None:
     """The most exact estimate among the results in the checkpoint's evaluation file and, for a curated
-    checkpoint, the manifest's; None when there are none."""
-    from .evaluate import EvalError, read_eval_results
+    checkpoint, the manifest's; None when there are none. With `step` (the checkpoint's), results measured
+    on other weights (an earlier step, before a resumed run went on) are left out."""
+    from .evaluate import EvalError, EvalSettings, read_eval_results
 
+    default_seed = EvalSettings().seed
     try:
-        records = [{**r.to_dict(), "seed": r.settings.get("seed", 0)} for r in read_eval_results(path)]
+        records = [{**r.to_dict(), "seed": r.settings.get("seed", default_seed), "step": r.checkpoint_step}
+                   for r in read_eval_results(path)]
     except EvalError:
         records = []  # an unreadable evaluation file is as good as none
     manifest = read_manifest() if path.resolve().parent == pretrained_dir().resolve() else {}
     if path.name in manifest:
         entry = manifest[path.name]
         reported = entry.result.get("nll", [])
-        seeds = {e.get("estimator"): e.get("seed", 0) for e in entry.evaluations}
-        records += [{**r, "seed": seeds.get(r.get("estimator"), 0)} for r in reported if isinstance(r, dict)] \
-            if isinstance(reported, list) else []
-    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("nll"), (int, float))
-               and isinstance(r.get("n_images"), int)]
+        seeds = {e.get("estimator"): e.get("seed", default_seed) for e in entry.evaluations}
+        if isinstance(reported, list):
+            records += [{**r, "seed": seeds.get(r.get("estimator"), default_seed), "step": entry.result.get("steps")}
+                        for r in reported if isinstance(r, dict)]
+    records = [r for r in records if isinstance(r.get("nll"), (int, float)) and isinstance(r.get("n_images"), int)
+               and (step is None or r["step"] == step)]
     if not records:
         return None
     best = min(records, key=lambda r: ESTIMATORS.index(r.get("estimator")) if r.get("estimator") in ESTIMATORS
                else len(ESTIMATORS))
-    return SavedEstimate(-float(best["nll"]), f"log p(x), {best.get('estimator', 'estimate')} on {best['n_images']} "
-                         "test images", best["n_images"], int(best["seed"]))
+    seed = int(best["seed"])
+    how = (f"log p(x), {best.get('estimator', 'estimate')} on {best['n_images']} test images"
+           + ("" if seed == default_seed else f" (seed {seed})"))  # other images: not comparable with the default
+    return SavedEstimate(-float(best["nll"]), how, best["n_images"], seed)

@@ -215,7 +215,8 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="*", help="entries to regenerate (see --list)")
     p.add_argument("--all", action="store_true", help="every entry of the manifest")
     p.add_argument("--list", action="store_true", help="list the entries and what they achieved")
-    p.add_argument("--skip-existing", action="store_true", help="keep files that exist (and their saved evaluations); train and evaluate the rest")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="keep files that exist (and their saved evaluations); train and evaluate the rest")
     p.add_argument("--skip-eval", action="store_true", help="train only")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")

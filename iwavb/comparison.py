@@ -46,9 +46,10 @@ def bound_note(result: Result) -> str | None:
     if result.bound is None:
         return None
     gap = result.bound - result.score
-    if not result.implicit:
-        return f"{result.name}: its bound is {abs(gap):.3f} nats below log p(x) (the price of q not being the posterior)"
     side = "above" if gap > 0 else "below"
+    if not result.implicit:
+        why = "the price of q not being the posterior" if gap <= 0 else "a true bound is not: noise in the estimates"
+        return f"{result.name}: its bound is {abs(gap):.3f} nats {side} log p(x) ({why})"
     warning = ": no true bound can do that, T underestimates log q − log p" if gap > TIE_NATS else ""
     return f"{result.name}: its objective (uses T) reads {abs(gap):.3f} nats {side} log p(x){warning}"
 

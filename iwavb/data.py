@@ -55,6 +55,7 @@ class DataSplits:
     valid: Split
     test: Split
     label_names: tuple[str, ...]
+    previews_only: bool = False  # the shipped preview images stand in for every split (iwavb.shared_data)
 
     @property
     def data_dim(self) -> int:
@@ -62,7 +63,8 @@ class DataSplits:
 
     def to(self, device: torch.device | str) -> "DataSplits":
         move = lambda s: Split(s.images.to(device), s.labels.to(device))  # noqa: E731
-        return DataSplits(self.name, move(self.train), move(self.valid), move(self.test), self.label_names)
+        return DataSplits(self.name, move(self.train), move(self.valid), move(self.test), self.label_names,
+                          self.previews_only)
 
 
 def default_data_root() -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 from .console import train_with_progress
 from .data import load_dataset
 from .device import device_description
+from .evaluate import eval_path
 from .pretrained import ManifestEntry, load_manifest, save_manifest
 from .trainer import Trainer
 
@@ -40,12 +41,23 @@ def train_entry(entry: ManifestEntry, device: str = "auto") -> dict[str, Any]:
     if status != 0:
         raise RuntimeError(f"{entry.name}: training did not finish (status {status}); nothing was written")
     trainer.save(entry.file, extra={"pretrained": entry.name}, shipped=True)
+    eval_path(entry.file).unlink(missing_ok=True)  # its estimates were of the weights just replaced
     return {
         "steps": trainer.step,
         "train_seconds": round(trainer.elapsed_s, 1),
         "hardware": device_description(trainer.device),
         "trained_on": time.strftime("%Y-%m-%d"),
     }
+
+
+# Settings that change how an estimate is computed but not what it estimates, nor on which images.
+RUN_ONLY_SETTINGS = ("device", "batch_size")
+
+
+def same_estimate(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two estimates' settings (EvalSettings as dicts) measure the same thing on the same images."""
+    return ({k: v for k, v in a.items() if k not in RUN_ONLY_SETTINGS}
+            == {k: v for k, v in b.items() if k not in RUN_ONLY_SETTINGS})
 
 
 def evaluate_entry(entry: ManifestEntry, device: str = "auto", reuse: bool = False) -> list[dict[str, Any]]:
@@ -58,15 +70,12 @@ def evaluate_entry(entry: ManifestEntry, device: str = "auto", reuse: bool = Fal
 
     from .evaluate import EvalSettings, evaluate_checkpoint, read_eval_results
 
-    def same(saved: dict[str, Any], wanted: EvalSettings) -> bool:
-        return {**saved, "device": device} == dataclasses.asdict(wanted)
-
     saved = read_eval_results(entry.file) if reuse else []
     summaries = []
     for values in entry.evaluations:
         settings = EvalSettings(**{**values, "device": device})
-        result = next((r for r in saved if same(r.settings, settings) and r.checkpoint_step == entry.config.steps),
-                      None)
+        result = next((r for r in saved if same_estimate(r.settings, dataclasses.asdict(settings))
+                       and r.checkpoint_step == entry.config.steps), None)
         if result is None:
             with tqdm(total=1.0, desc=f"{entry.name}: {settings.estimator}", unit="run",
                       bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
@@ -119,11 +128,12 @@ def results_table(entries: list[ManifestEntry]) -> str:
         paper = PAPER_TABLE_1.get((c.dataset, c.latent_dim), {}).get(c.k) if c.q == "implicit" else None
         steps = r.get("steps")
         share = f"{steps} ({100 * steps / PAPER_STEPS:.1f}%)" if steps and c.dataset != "toy" else str(steps or "–")
-        estimate = (f"{_fmt(nll.get('nll'), digits)} ± {_fmt(nll.get('stderr'), digits)} ({nll['estimator']}, {nll['n_images']} images)"
+        estimate = (f"{_fmt(nll.get('nll'), digits)} ± {_fmt(nll.get('stderr'), digits)} "
+                    f"({nll['estimator']}, {nll['n_images']} images)"
                     if nll else "not evaluated")
         lines.append(
-            f"| {e.name} | {c.dataset} | {c.method.upper()} | {c.latent_dim} | {c.k} | {c.family} | {share} | {estimate} "
-            f"| {others} | {_fmt(paper)} | {_fmt(r.get('train_seconds'), 0)} s, {r.get('hardware', '–')} |"
+            f"| {e.name} | {c.dataset} | {c.method.upper()} | {c.latent_dim} | {c.k} | {c.family} | {share} "
+            f"| {estimate} | {others} | {_fmt(paper)} | {_fmt(r.get('train_seconds'), 0)} s, {r.get('hardware', '–')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -132,16 +142,21 @@ def paired_differences(entries: list[ManifestEntry]) -> str:
     """Markdown: each model's headline NLL minus the VAE's with the same data set and l, on the same images.
 
     Every method is scored on the same seeded test images (iwavb.evaluate), so the difference per image has
-    a much smaller standard error than either NLL: this is the table that says which method wins."""
+    a much smaller standard error than either NLL: this is the table that says which method wins. The toy
+    test set is draws of 4 points whose log p(x) is exact: there the count is of points, with no s.e."""
     import math
 
     import torch
 
-    from .evaluate import read_eval_results
+    from .evaluate import EvalError, EvalResult, read_eval_results
 
-    def headline(entry: ManifestEntry) -> Any:
+    def headline(entry: ManifestEntry) -> EvalResult | None:
         wanted = entry.evaluations[0] if entry.evaluations else {}
-        return next((r for r in read_eval_results(entry.file) if entry.file.exists()
+        try:
+            saved = read_eval_results(entry.file) if entry.file.exists() else []
+        except EvalError:
+            return None  # an unreadable file has no row; `reproduce NAME` writes it again
+        return next((r for r in saved if r.checkpoint_step == entry.result.get("steps")
                      and all(r.settings.get(k) == v for k, v in wanted.items())), None)
 
     lines = ["| data | l | estimator | images | method | NLL − VAE's NLL ± s.e. | better than the VAE on |",
@@ -153,14 +168,19 @@ def paired_differences(entries: list[ManifestEntry]) -> str:
         for e in entries:
             same_setting = (e.config.dataset, e.config.latent_dim) == (vae.config.dataset, vae.config.latent_dim)
             result = headline(e) if same_setting and e is not vae else None
-            if result is None or result.settings != reference.settings:
+            if result is None or not same_estimate(result.settings, reference.settings):
                 continue
-            d = torch.tensor(reference.log_px, dtype=torch.float64) - torch.tensor(result.log_px, dtype=torch.float64)
-            se = d.std().item() / math.sqrt(d.numel())
-            digits = 2 if se >= 0.005 else 4  # the toy models differ by hundredths of a nat
+            ours, theirs = (torch.tensor(r.log_px, dtype=torch.float64) for r in (result, reference))
+            d = theirs - ours  # NLL difference per image
+            if e.config.dataset == "toy":
+                points = {(round(a, 6), round(b, 6)) for a, b in zip(theirs.tolist(), ours.tolist())}
+                change = f"{d.mean().item():+.4f} (exact)"
+                better = f"{sum(b > a for a, b in points)} of {len(points)} points"
+            else:
+                change = f"{d.mean().item():+.2f} ± {d.std().item() / math.sqrt(d.numel()):.2f}"
+                better = f"{int((d < 0).sum())} of {d.numel()} images"
             lines.append(f"| {e.config.dataset} | {e.config.latent_dim} | {result.estimator} | {d.numel()} "
-                         f"| {e.config.method.upper()} (K = {e.config.k}) | {d.mean().item():+.{digits}f} ± {se:.{digits}f} "
-                         f"| {int((d < 0).sum())} of {d.numel()} images |")
+                         f"| {e.config.method.upper()} (K = {e.config.k}) | {change} | {better} |")
     return "\n".join(lines) + "\n"
 
 

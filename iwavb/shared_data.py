@@ -26,4 +26,4 @@ def display_dataset(name: str) -> DataSplits:
         return cached_dataset(name)
     except DataError:
         split, label_names = display_images(name)  # raises the DataError again when there are no previews
-        return DataSplits(name, split, split, split, label_names)
+        return DataSplits(name, split, split, split, label_names, previews_only=True)

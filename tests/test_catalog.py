@@ -50,14 +50,18 @@ def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
     assert eval_log_px(path) is None
     for estimator, nll, n in (("is", 85.2, 1000), ("ais", 84.9, 500)):
         write_eval_result(path, evaluation(path, estimator, nll, n))
-    assert eval_log_px(path) == SavedEstimate(-84.9, "log p(x), ais on 500 test images", 500, 7)  # AIS before IS
+    saved = eval_log_px(path)  # AIS before IS; a seed other than the default is said (other images)
+    assert saved == SavedEstimate(-84.9, "log p(x), ais on 500 test images (seed 7)", 500, 7)
+    assert eval_log_px(path, step=1) == saved
+    assert eval_log_px(path, step=2) is None  # measured at step 1: not of the weights at step 2
     path.with_suffix(".eval.json").write_text("{broken")
     assert eval_log_px(path) is None  # an unreadable evaluation is none, not an error
 
 
 def evaluation(path, estimator: str, nll: float, n_images: int) -> EvalResult:
     return EvalResult(estimator=estimator, nll=nll, nll_se=0.1, n_images=n_images, seconds=1.0, seconds_per_1000=2.0,
-                      device="CPU", settings={"seed": 7}, method="iwae", dataset="toy", latent_dim=2, checkpoint=path.name,
+                      device="CPU", settings={"seed": 7}, method="iwae", dataset="toy", latent_dim=2,
+                      checkpoint=path.name,
                       checkpoint_step=1, created="", library_version="", diagnostics={}, log_px=(-nll,) * n_images)
 
 

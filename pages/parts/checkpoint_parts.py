@@ -17,7 +17,7 @@ def _score(entry: Entry) -> tuple[float, str] | None:
 
     if entry.config is None:
         return None
-    saved = eval_log_px(entry.path)
+    saved = eval_log_px(entry.path, (entry.meta or {}).get("step"))
     if saved is not None or entry.config.latent_dim != 2:
         return None if saved is None else (saved.log_px, saved.how)
     try:
@@ -28,10 +28,10 @@ def _score(entry: Entry) -> tuple[float, str] | None:
 
 @st.cache_data(show_spinner="Computing the exact log p(x) on a grid…")
 def _exact(path: str, mtime: float) -> float:
-    from iwavb.views import exact_log_px
+    from iwavb.views import exact_images, exact_log_px
 
     config, model = common.checkpoint_model(path, mtime)
-    return exact_log_px(model, common.dataset(config.dataset))
+    return exact_log_px(model, exact_images(common.dataset(config.dataset)))
 
 
 def checkpoint_table(entries: list[Entry]) -> list[dict]:

@@ -35,8 +35,9 @@ def _finished(job: Job, snap: JobSnapshot) -> list[int]:
     return [i for i in range(len(snap.runs)) if job.trainer(i) is not None and (i < snap.current or not snap.active)]
 
 
-def _score(job: Job, snap: JobSnapshot, index: int, estimate: bool) -> tuple[float, str] | None:
-    """(log p(x), how it was measured) of a finished run, computed once per run, step and way."""
+def _score(job: Job, snap: JobSnapshot, index: int, estimate: bool) -> tuple[float, str, float | None] | None:
+    """(log p(x), how it was measured, its own bound on the same images) of a finished run, computed once per
+    run, step and way."""
     run = snap.runs[index]
     key = f"score:{snap.job_id}:{index}:{run.step}:{estimate}"
     if key not in st.session_state:
@@ -66,7 +67,8 @@ def results(job: Job) -> None:
         results_ = [Result(snap.runs[i].config.method, snap.runs[i].name, scores[i][0], scores[i][2],
                            snap.runs[i].config.q == "implicit") for i in measured]
         figure = score_figure([Score(r.name, r.method, r.score, r.bound) for r in results_], estimator,
-                              TOY_LANDMARKS if toy else None, f"{estimator} (bars) and each model's own bound on the same images (◆)")
+                              TOY_LANDMARKS if toy else None,
+                              f"{estimator} (bars) and each model's own bound on the same images (◆)")
         st.plotly_chart(figure, key="compare_scores")
         winner, *reasons = verdict(results_, estimator, toy)
         st.success(winner)
