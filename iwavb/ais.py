@@ -26,20 +26,17 @@ estimate replays tuning chain c's (twice the cost), else every chain replays the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
+from .bounds import iw_bound
+from .config import SCHEDULES, STARTS, Schedule, Start
 from .importance import LogJoint, Proposal, model_log_joint, points_per_call, q_proposal
 from .model import LatentVariableModel
 
-Schedule = Literal["sigmoid", "linear"]
-Start = Literal["prior", "q"]
-SCHEDULES: tuple[str, ...] = ("sigmoid", "linear")
-STARTS: tuple[str, ...] = ("prior", "q")
+Progress = Callable[[float], None]  # called with the fraction of the work done, 0..1
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,7 @@ def _hmc_move(log_joint: LogJoint, start: Proposal, current: _Point, beta: float
 
 
 def _anneal(log_joint: LogJoint, start: Proposal, config: AISConfig, chains: int, steps: int,
-            step_sizes: list[torch.Tensor] | None, progress: Callable[[float], None] | None
+            step_sizes: list[torch.Tensor] | None, progress: Progress | None
             ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """One AIS run of `chains` chains over `steps` distributions: log-weights (B, C), mean acceptance (B,),
     and the step sizes (B, C, 1) of its steps - 1 moves. With step_sizes None each chain adapts its own
@@ -172,13 +169,13 @@ def _anneal(log_joint: LogJoint, start: Proposal, config: AISConfig, chains: int
     return log_w, acceptance_sum.mean(1) / max(1, steps - 1), used
 
 
-def _part(progress: Callable[[float], None] | None, offset: float, share: float) -> Callable[[float], None] | None:
+def sub_progress(progress: Progress | None, offset: float, share: float) -> Progress | None:
     """Report a sub-task's fraction f as offset + share * f of the whole."""
     return None if progress is None else lambda f: progress(offset + share * f)
 
 
 def ais(log_joint: LogJoint, start: Proposal, config: AISConfig = AISConfig(),
-        progress: Callable[[float], None] | None = None) -> AISResult:
+        progress: Progress | None = None) -> AISResult:
     """AIS estimate of log p(x) for the B images behind `log_joint`, from the start r = `start` (batch B):
     a tuning run sets the step sizes, then an independent run with them estimates.
 
@@ -187,19 +184,19 @@ def ais(log_joint: LogJoint, start: Proposal, config: AISConfig = AISConfig(),
     tuning_work = config.tuning_chains * config.tuning_steps
     share = tuning_work / (tuning_work + config.chains * config.steps)
     _, _, tuned = _anneal(log_joint, start, config, config.tuning_chains, config.tuning_steps, None,
-                          _part(progress, 0.0, share))
+                          sub_progress(progress, 0.0, share))
     if config.tuning_chains != config.chains:
         tuned = [s.log().mean(1, keepdim=True).exp() for s in tuned]  # (B, 1, 1): geometric mean over chains
     log_w, acceptance, used = _anneal(log_joint, start, config, config.chains, config.steps, tuned,
-                                      _part(progress, share, 1 - share))
-    log_px = torch.logsumexp(log_w, dim=1) - math.log(config.chains)
+                                      sub_progress(progress, share, 1 - share))
+    log_px = iw_bound(log_w)  # log (1/C) sum_c w_c over the chains
     last_step_size = (used or tuned)[-1].log().mean((1, 2)).exp()  # (B,)
     return AISResult(log_px, log_w, acceptance, last_step_size)
 
 
 def model_ais_log_px(model: LatentVariableModel, x: torch.Tensor, config: AISConfig = AISConfig(),
                      start: Start = "prior", fit_samples: int = 1_000,
-                     progress: Callable[[float], None] | None = None) -> AISResult:
+                     progress: Progress | None = None) -> AISResult:
     """AIS for binary images x (B, D) under a model, from the prior or from q (a Gaussian q itself, or a
     Gaussian moment-matched to `fit_samples` draws of an implicit q). Images are processed in chunks of
     at most points_per_call / chains, so memory stays bounded; progress gets the fraction of all of them done.
@@ -219,6 +216,7 @@ def model_ais_log_px(model: LatentVariableModel, x: torch.Tensor, config: AISCon
             r = (Proposal.standard_normal(x_part.shape[0], model.config.latent_dim, x.device) if start == "prior"
                  else q_proposal(model, x_part, fit_samples))
         share = x_part.shape[0] / x.shape[0]
-        parts.append(ais(model_log_joint(model, x_part), r, config, _part(progress, first / x.shape[0], share)))
+        parts.append(ais(model_log_joint(model, x_part), r, config,
+                         sub_progress(progress, first / x.shape[0], share)))
     return AISResult(*(torch.cat([getattr(p, f) for p in parts]) for f in ("log_px", "log_w", "acceptance",
                                                                            "step_size")))

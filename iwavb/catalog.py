@@ -17,7 +17,7 @@ from .pretrained import load_manifest, pretrained_dir
 from .runs import CheckpointEntry, list_checkpoints, runs_dir
 
 Source = Literal["pretrained", "run"]
-ESTIMATORS = ("grid", "ais", "is")  # of log p(x), most exact first: exact on a grid (l = 2), AIS, importance sampling
+MOST_EXACT_FIRST = ("grid", "ais", "is")  # of log p(x), most exact first: exact on a grid (l = 2), AIS, importance sampling
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,8 @@ def eval_log_px(path: Path, step: int | None = None) -> SavedEstimate | None:
                and (step is None or r["step"] == step)]
     if not records:
         return None
-    best = min(records, key=lambda r: ESTIMATORS.index(r.get("estimator")) if r.get("estimator") in ESTIMATORS
-               else len(ESTIMATORS))
+    best = min(records, key=lambda r: MOST_EXACT_FIRST.index(r.get("estimator"))
+               if r.get("estimator") in MOST_EXACT_FIRST else len(MOST_EXACT_FIRST))
     seed = int(best["seed"])
     how = (f"log p(x), {best.get('estimator', 'estimate')} on {best['n_images']} test images"
            + ("" if seed == default_seed else f" (seed {seed})"))  # other images: not comparable with the default

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import CONV_ON_CPU, DATASETS, FAMILIES, METHODS, TrainConfig
+from .config import CONV_ON_CPU, DATASETS, ESTIMATORS, FAMILIES, METHODS, SCHEDULES, STARTS, TrainConfig
 
 EPILOG = """examples:
   python -m iwavb train --data toy --method avb --latent 2 --steps 3000
@@ -161,14 +161,14 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
                        description="Estimate test NLL with its standard error and save it beside the checkpoint.",
                        epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--estimator", choices=("auto", "is", "ais", "grid"), default="auto",
+    p.add_argument("--estimator", choices=ESTIMATORS, default="auto",
                    help="is, ais, grid (l = 2) or auto (default; see below)")
     p.add_argument("--k", type=int, default=5_000, help="importance samples per image for is (default: 5000)")
     p.add_argument("--chains", type=int, default=8, help="AIS chains per image (default: 8, the paper's)")
     p.add_argument("--steps", type=int, default=1_000, help="AIS intermediate distributions (default: 1000, the paper's)")
     p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per HMC move (default: 10)")
-    p.add_argument("--schedule", choices=("sigmoid", "linear"), default="sigmoid", help="AIS schedule (default: sigmoid)")
-    p.add_argument("--start", choices=("prior", "q"), default="prior",
+    p.add_argument("--schedule", choices=SCHEDULES, default="sigmoid", help="AIS schedule (default: sigmoid)")
+    p.add_argument("--start", choices=STARTS, default="prior",
                    help="AIS start: the prior (default) or q (for an implicit q a Gaussian moment-matched to it)")
     p.add_argument("--n-test", type=int, default=1_000, help="test images, a seeded subset (default: 1000; 0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset, its binarisation and the estimator")

@@ -14,10 +14,16 @@ DatasetName = Literal["toy", "mnist", "fashion", "omniglot"]
 QKind = Literal["gaussian", "implicit"]
 Family = Literal["mlp", "conv"]
 MethodName = Literal["vae", "iwae", "avb", "iwavb"]
+Estimator = Literal["auto", "is", "ais", "grid"]  # of log p(x): iwavb.evaluate
+Schedule = Literal["sigmoid", "linear"]  # of AIS: iwavb.ais
+Start = Literal["prior", "q"]  # of AIS
 
 DATASETS: tuple[str, ...] = get_args(DatasetName)
 FAMILIES: tuple[str, ...] = get_args(Family)
 METHODS: tuple[str, ...] = get_args(MethodName)
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+STARTS: tuple[str, ...] = get_args(Start)
 
 # Measured on a 2-core CPU, 2 threads (python -m benchmarks.train_speed --family conv --k 1,10): the
 # paper's AVB networks take about 2 GFLOP per image forward, 8.2 s per step at K = 1 and 49-56 s at K = 10.

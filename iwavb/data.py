@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +63,7 @@ class DataSplits:
 
     def to(self, device: torch.device | str) -> "DataSplits":
         move = lambda s: Split(s.images.to(device), s.labels.to(device))  # noqa: E731
-        return DataSplits(self.name, move(self.train), move(self.valid), move(self.test), self.label_names,
-                          self.previews_only)
+        return replace(self, train=move(self.train), valid=move(self.valid), test=move(self.test))
 
 
 def default_data_root() -> Path:

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,21 +25,17 @@ from typing import Any, Literal
 import torch
 
 from . import __version__
-from .ais import SCHEDULES, STARTS, AISConfig, Schedule, Start, model_ais_log_px
+from .ais import AISConfig, Progress, model_ais_log_px, sub_progress
 from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
-from .config import ModelConfig
+from .config import ESTIMATORS, STARTS, Estimator, ModelConfig, Schedule, Start
 from .data import DataSplits, binarize, load_dataset
 from .device import device_description, resolve_device
 from .grid import posterior_grid
 from .importance import model_importance_log_px
-from .model import LatentVariableModel
+from .model import LatentVariableModel, eval_mode
 
-Estimator = Literal["auto", "is", "ais", "grid"]
-ESTIMATORS: tuple[str, ...] = ("auto", "is", "ais", "grid")
 EVAL_FORMAT = "iwavb-eval"
 EVAL_FORMAT_VERSION = 1
-
-Progress = Callable[[float], None]  # called with the fraction of the work done, 0..1
 
 
 class EvalError(CheckpointError):
@@ -69,11 +64,10 @@ class EvalSettings:
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown AIS schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.start not in STARTS:
             raise ValueError(f"unknown AIS start {self.start!r}; choose one of {', '.join(STARTS)}")
-        positive = ["k", "fit_samples", "chains", "steps", "leapfrog", "grid_resolution", "batch_size"]
+        self.ais_config()  # AISConfig checks the schedule, chains, steps and leapfrog steps
+        positive = ["k", "fit_samples", "grid_resolution", "batch_size"]
         for name in positive + ([] if self.n_test is None else ["n_test"]):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -161,31 +155,25 @@ def estimate_log_px(model: LatentVariableModel, x: torch.Tensor, settings: EvalS
     numbers come from `settings.seed`, so a rerun on the same device reproduces it."""
     estimator = settings.resolved_estimator(model.config)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     parts, acceptance = [], []
     devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(settings.seed)
-            for first in range(0, x.shape[0], settings.batch_size):
-                batch = x[first : first + settings.batch_size].to(device)
-                share = batch.shape[0] / x.shape[0]
-                if estimator == "ais":
-                    tell = None if progress is None else (lambda f, a=first / x.shape[0]: progress(a + share * f))
-                    result = model_ais_log_px(model, batch, settings.ais_config(), settings.start,
-                                              settings.fit_samples, tell)
-                    parts.append(result.log_px.cpu())
-                    acceptance.append(result.acceptance.cpu())
-                elif estimator == "is":
-                    parts.append(model_importance_log_px(model, batch, settings.k, settings.fit_samples,
-                                                         settings.widen, settings.df).cpu())
-                else:
-                    parts.append(posterior_grid(model, batch, settings.grid_extent, settings.grid_resolution).log_px)
-                if progress is not None:
-                    progress((first + batch.shape[0]) / x.shape[0])
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(settings.seed)
+        for first in range(0, x.shape[0], settings.batch_size):
+            batch = x[first : first + settings.batch_size].to(device)
+            share = batch.shape[0] / x.shape[0]
+            if estimator == "ais":
+                result = model_ais_log_px(model, batch, settings.ais_config(), settings.start,
+                                          settings.fit_samples, sub_progress(progress, first / x.shape[0], share))
+                parts.append(result.log_px.cpu())
+                acceptance.append(result.acceptance.cpu())
+            elif estimator == "is":
+                parts.append(model_importance_log_px(model, batch, settings.k, settings.fit_samples,
+                                                     settings.widen, settings.df).cpu())
+            else:
+                parts.append(posterior_grid(model, batch, settings.grid_extent, settings.grid_resolution).log_px)
+            if progress is not None:
+                progress((first + batch.shape[0]) / x.shape[0])
     diagnostics = {"ais_acceptance": torch.cat(acceptance).mean().item()} if acceptance else {}
     return torch.cat(parts), diagnostics
 
@@ -237,7 +225,7 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvalSettings = EvalSet
     loaded = load_checkpoint(checkpoint)
     device = resolve_device(settings.device)
     model = loaded.build_model(device)
-    settings.resolved_estimator(model.config)  # a bad choice fails before the data set is loaded
+    estimator = settings.resolved_estimator(model.config)  # a bad choice fails before the data set is loaded
     data = data if data is not None else load_dataset(loaded.config.dataset)
     if data.name != loaded.config.dataset:
         raise ValueError(f"the checkpoint was trained on {loaded.config.dataset}, the data given are {data.name}")
@@ -247,7 +235,7 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvalSettings = EvalSet
     seconds = time.perf_counter() - started
     n = log_px.shape[0]
     result = EvalResult(
-        estimator=settings.resolved_estimator(model.config),
+        estimator=estimator,
         nll=-log_px.mean().item(),
         nll_se=log_px.std().item() / math.sqrt(n) if n > 1 else None,
         n_images=n,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -10,6 +12,17 @@ from torch.nn import functional as F
 
 from .config import ModelConfig
 from .nets import Discriminator, GaussianEncoder, ImplicitEncoder, decoder
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in evaluation mode (batch norm uses its running statistics) for the block, then as it was."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def log_prior(z: torch.Tensor) -> torch.Tensor:

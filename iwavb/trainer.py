@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from .bounds import discriminator_loss, iw_bound, log_weights
+from .bounds import bound, discriminator_loss, iw_bound, log_weights
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchSampler, DataSplits, binarize, load_dataset
 from .device import device_description, resolve_device
-from .model import LatentVariableModel
+from .model import LatentVariableModel, eval_mode
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
 EVAL_BATCH = 500
@@ -114,12 +114,12 @@ class Trainer:
         # step updates only decoder and q, so they still hold for T's first update below.
         disc_x = discriminator.x_part(x) if discriminator is not None else None
         weights = log_weights(self.model, x, cfg.k, self.generator, disc_x)
-        bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
+        batch_bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
         self.optimizer.zero_grad(set_to_none=True)
-        (-bound).backward()
+        (-batch_bound).backward()
         self.optimizer.step()
         if self.disc_optimizer is None:
-            return bound.detach(), None, None
+            return batch_bound.detach(), None, None
         assert discriminator is not None
         z_q = weights.z
         for i in range(cfg.disc_steps):
@@ -131,17 +131,14 @@ class Trainer:
             self.disc_optimizer.zero_grad(set_to_none=True)
             disc.loss.backward()
             self.disc_optimizer.step()
-        return bound.detach(), disc.loss.detach(), disc.accuracy
+        return batch_bound.detach(), disc.loss.detach(), disc.accuracy
 
     @torch.no_grad()
     def validation_bound(self) -> float:
         """Mean bound (K as in training) on a fixed validation subset; uses T for an implicit q."""
-        was_training = self.model.training
-        self.model.eval()
         noise = torch.Generator(self.device).manual_seed(VALID_SEED)  # the same draws at every evaluation
-        total = sum(iw_bound(log_weights(self.model, x, self.config.k, noise).log_w).sum()
-                    for x in self._valid_x.split(EVAL_BATCH))
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            total = sum(bound(self.model, x, self.config.k, noise).sum() for x in self._valid_x.split(EVAL_BATCH))
         return float(total) / len(self._valid_x)
 
     def run(self) -> Iterator[Record]:
@@ -170,8 +167,8 @@ class Trainer:
                 yield record
 
     def _record(self, means: torch.Tensor, steps: int, seconds: float) -> Record:
-        bound, disc_loss, disc_acc = means.tolist()  # the interval's one host sync
-        if not all(math.isfinite(v) for v in (bound, disc_loss, disc_acc)):
+        train_bound, disc_loss, disc_acc = means.tolist()  # the interval's one host sync
+        if not all(math.isfinite(v) for v in (train_bound, disc_loss, disc_acc)):
             self._restore(self._good_state)
             raise TrainingDiverged(
                 f"training diverged before step {self.step}: the bound or the discriminator loss became "
@@ -185,7 +182,7 @@ class Trainer:
         implicit = self.disc_optimizer is not None
         record = Record(
             step=self.step,
-            train_bound=bound,
+            train_bound=train_bound,
             valid_bound=valid,
             disc_loss=disc_loss if implicit else None,
             disc_accuracy=disc_acc if implicit else None,

@@ -19,7 +19,7 @@ import torch
 from .bounds import bound, effective_sample_size, iw_bound, log_weights
 from .data import DataSplits, binarize
 from .grid import posterior_grid
-from .model import LatentVariableModel
+from .model import LatentVariableModel, eval_mode
 
 if TYPE_CHECKING:
     from .trainer import Record, Trainer
@@ -33,14 +33,8 @@ MAX_EXTENT = 8.0  # the posterior grid never reaches beyond |z| = 8, 8 prior sta
 @contextmanager
 def viewing(trainer: Trainer) -> Iterator[LatentVariableModel]:
     """The trainer's model in eval mode, with training held off until the block ends."""
-    with trainer.lock:
-        model = trainer.model
-        was_training = model.training
-        model.eval()
-        try:
-            yield model
-        finally:
-            model.train(was_training)
+    with trainer.lock, eval_mode(trainer.model) as model:
+        yield model
 
 
 def image_shape(data_dim: int) -> tuple[int, int]:
