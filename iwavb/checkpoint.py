@@ -11,8 +11,8 @@ import errno
 import json
 import os
 import platform
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,6 @@ FORMAT_VERSION = 1
 META_KEY = "iwavb"
 MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
-_UMASK = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
-os.umask(_UMASK)
 
 
 class CheckpointError(RuntimeError):
@@ -118,17 +116,18 @@ def save_checkpoint(
 
 def atomic_write_bytes(path: Path, blob: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it; a failure leaves `path` as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from other users
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Mode 0666 less the umask, as for any new file (mkstemp's 0600 would hide it from other users).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         reason = "the disk is full" if err.errno == errno.ENOSPC else str(err)
         raise CheckpointError(f"could not write {path}: {reason}. Any earlier file there is unchanged.") from err
 

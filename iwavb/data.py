@@ -14,14 +14,15 @@ Downloads go through torchvision unless `IWAVB_OFFLINE=1` (or `allow_download=Fa
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checkpoint import CheckpointError, atomic_write_bytes
 from .config import DATASETS
 
 # The paper's splits: 55k/5k/10k for MNIST and Fashion, 5k validation and 5k test for Omniglot.
@@ -149,16 +150,12 @@ def _cached_arrays(name: str, root: Path, cache: Path, download: bool) -> dict[s
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        # A cache that cannot be written (read-only home, full disk) only costs speed next time.
-        if "tmp" in locals():
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+    except CheckpointError:
+        pass  # a cache that cannot be written (read-only home, full disk) only costs speed next time
 
 
 def _missing_message(what: str, where: Path, download: bool) -> str:
