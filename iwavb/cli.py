@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import CONV_ON_CPU, DATASETS, ESTIMATORS, FAMILIES, METHODS, SCHEDULES, STARTS, TrainConfig
+from .config import (CONV_ON_CPU, DATASETS, ESTIMATORS, FAMILIES, METHODS, SCHEDULES, STARTS, TrainConfig,
+                     objective_label)
 
 EPILOG = """examples:
   python -m iwavb train --data toy --method avb --latent 2 --steps 3000
@@ -66,11 +67,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .console import last_validation, objective_label, train_with_progress
+    from .console import train_with_progress
     from .data import load_dataset
     from .device import configure_cpu_threads, device_description
     from .runs import default_run_path
-    from .trainer import Trainer
+    from .trainer import Trainer, last_validation
 
     configure_cpu_threads(args.threads)
     if args.resume is not None:
@@ -89,9 +90,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"warning: {CONV_ON_CPU}; --family mlp trains live on a CPU", file=sys.stderr)
     status = train_with_progress(trainer, out, args.minutes)
     trainer.save(out)
-    valid = last_validation(trainer)
+    valid = last_validation(trainer.history)
     print(f"saved {out} at step {trainer.step} after {trainer.elapsed_s:.0f} s of training"
-          + (f"; validation {objective_label(trainer)} {valid:.2f} nats" if valid is not None else ""))
+          + (f"; validation {objective_label(cfg.q)} {valid:.2f} nats" if valid is not None else ""))
     return status
 
 

@@ -25,6 +25,12 @@ ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 STARTS: tuple[str, ...] = get_args(Start)
 
+def objective_label(q: QKind) -> str:
+    """What the training value of a q is called: an implicit q's uses T, and is a bound only while T is
+    optimal, so it can read better than any real model (REFERENCE.md)."""
+    return "objective (uses T)" if q == "implicit" else "bound"
+
+
 # Measured on a 2-core CPU, 2 threads (python -m benchmarks.train_speed --family conv --k 1,10): the
 # paper's AVB networks take about 2 GFLOP per image forward, 8.2 s per step at K = 1 and 49-56 s at K = 10.
 CONV_ON_CPU = ("the conv family (the paper's networks) takes about 8 s per training step at K = 1 and nearly "

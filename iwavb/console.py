@@ -8,14 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .config import objective_label
 from .trainer import Trainer, TrainingDiverged
 
 DIVERGED, INTERRUPTED = 3, 130  # exit statuses
-
-
-def objective_label(trainer: Trainer) -> str:
-    """An implicit q's bound uses T, and can read better than any real model (REFERENCE.md)."""
-    return "objective (uses T)" if trainer.config.q == "implicit" else "bound"
 
 
 def train_with_progress(trainer: Trainer, checkpoint: Path | None = None, minutes: float | None = None) -> int:
@@ -23,7 +19,7 @@ def train_with_progress(trainer: Trainer, checkpoint: Path | None = None, minute
 
     Returns 0, or DIVERGED after a NaN (the trainer then holds the last good state), or INTERRUPTED.
     """
-    label = objective_label(trainer)
+    label = objective_label(trainer.config.q)
     deadline = time.monotonic() + 60 * minutes if minutes else None
     bar = tqdm(total=trainer.config.steps, initial=trainer.step, unit="step", dynamic_ncols=True)
     try:
@@ -48,7 +44,3 @@ def train_with_progress(trainer: Trainer, checkpoint: Path | None = None, minute
     finally:
         bar.close()
     return 0
-
-
-def last_validation(trainer: Trainer) -> float | None:
-    return next((r.valid_bound for r in reversed(trainer.history) if r.valid_bound is not None), None)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .views import Curves, LatentProjection, PosteriorView, objective_label
+from .config import objective_label
+from .views import Curves, LatentProjection, PosteriorView
 
 # The 2x2 grid in colour: blues for a Gaussian q, reds for an implicit q; darker for K > 1.
 METHOD_COLORS = {"vae": "#6baed6", "iwae": "#08519c", "avb": "#fc9272", "iwavb": "#cb181d"}

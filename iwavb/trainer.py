@@ -12,7 +12,7 @@ import copy
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,11 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def last_validation(history: Sequence[Record]) -> float | None:
+    """The latest validation bound (or objective) of a run's history; None before the first."""
+    return next((r.valid_bound for r in reversed(history) if r.valid_bound is not None), None)
 
 
 class Trainer:

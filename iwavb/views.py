@@ -200,7 +200,3 @@ def curves(history: Sequence[Record]) -> Curves:
     return Curves(column(history, "step"), column(history, "train_bound"), column(valid, "step"),
                   column(valid, "valid_bound"), column(disc, "step"), column(disc, "disc_loss"), column(disc, "disc_accuracy"))
 
-
-def objective_label(q: str) -> str:
-    """The implicit-q objective uses T and is a bound only while T is optimal (REFERENCE.md)."""
-    return "objective (uses T)" if q == "implicit" else "bound"

@@ -4,7 +4,8 @@ and the importance weights of K samples with their effective sample size."""
 import streamlit as st
 
 from iwavb.plots import image_rows_figure, posterior_figure, weights_figure
-from iwavb.views import display_points, image_shape, objective_label, posterior_view
+from iwavb.config import objective_label
+from iwavb.views import display_points, image_shape, posterior_view
 from pages.parts import common
 
 common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run

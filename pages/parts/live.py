@@ -11,9 +11,11 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
+from iwavb.config import objective_label
 from iwavb.jobs import Job, JobSnapshot
 from iwavb.plots import CurveSeries, bound_figure, discriminator_figure, image_rows_figure, latent_figure
-from iwavb.views import curves, objective_label
+from iwavb.trainer import last_validation
+from iwavb.views import curves
 from pages.parts.common import show_job_messages
 from pages.parts.live_charts import live_charts
 
@@ -44,7 +46,7 @@ def run_live(job: Job, was_active: bool) -> None:
                 text=f"**{run.name}** on {run.config.dataset} · {snap.message} · step {run.step:,} of "
                      f"{run.total_steps:,}" + (f" · {snap.device}" if snap.device else ""))
     last = run.last
-    valid = next((r.valid_bound for r in reversed(run.history) if r.valid_bound is not None), None)
+    valid = last_validation(run.history)
     label = objective_label(run.config.q)
     cols = st.columns(5)
     cols[0].metric(f"train {label}", f"{last.train_bound:.3f}" if last else "–")
