@@ -70,6 +70,13 @@ def bound(model: LatentVariableModel, x: torch.Tensor, k: int, generator: torch.
     return iw_bound(log_weights(model, x, k, generator).log_w)
 
 
+@torch.no_grad()
+def mean_bound(model: LatentVariableModel, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+               batch: int = 500) -> float:
+    """The bound of the model's method averaged over images x, computed `batch` images at a time."""
+    return float(sum(bound(model, chunk, k, generator).sum() for chunk in x.split(batch))) / x.shape[0]
+
+
 def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
     """Kish's ESS of normalised importance weights: (sum w)^2 / sum w^2, (B, K) -> (B,), in [1, K]."""
     return torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .bounds import bound, discriminator_loss, iw_bound, log_weights
+from .bounds import discriminator_loss, iw_bound, log_weights, mean_bound
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchSampler, DataSplits, binarize, load_dataset
@@ -143,8 +143,7 @@ class Trainer:
         """Mean bound (K as in training) on a fixed validation subset; uses T for an implicit q."""
         noise = torch.Generator(self.device).manual_seed(VALID_SEED)  # the same draws at every evaluation
         with eval_mode(self.model):
-            total = sum(bound(self.model, x, self.config.k, noise).sum() for x in self._valid_x.split(EVAL_BATCH))
-        return float(total) / len(self._valid_x)
+            return mean_bound(self.model, self._valid_x, self.config.k, noise, EVAL_BATCH)
 
     def run(self) -> Iterator[Record]:
         """Train until `config.steps`, yielding a Record every `log_every` steps; ends early on stop()."""

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .bounds import bound, effective_sample_size, iw_bound, log_weights
+from .bounds import effective_sample_size, iw_bound, log_weights, mean_bound
 from .data import DataSplits, binarize
 from .grid import posterior_grid
 from .model import LatentVariableModel, eval_mode
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .trainer import Record, Trainer
 
 # Exact log p(x) landmarks of the toy problem (REFERENCE.md): 4 equiprobable one-hot points.
@@ -168,16 +170,44 @@ def estimated_log_px(model: LatentVariableModel, x: torch.Tensor, k: int = IS_SA
     return float(log_px.mean()), f"log p(x), IS (k = {k}) on {log_px.shape[0]} test images"
 
 
-@torch.no_grad()
-def own_bound(model: LatentVariableModel, x: torch.Tensor, k: int, draws: int = 1, seed: int = 0,
-              batch: int = 500) -> float:
+def own_bound(model: LatentVariableModel, x: torch.Tensor, k: int, draws: int = 1, seed: int = 0) -> float:
     """Mean over images x, and `draws` draws of K samples each, of the bound the model trains on with its
     training K: (2.9) for a Gaussian q, (3.1) with T in place of log q - log p for an implicit q. Set beside
     a log p(x) of the same images, the gap is what the bound gives away (a Gaussian q) or how far T is off
     (an implicit q can read above log p(x)). One draw is noisy: on the toy's 4 points, ask for hundreds."""
-    generator = _generator(model, seed)
-    repeated = x.to(_device(model)).repeat(draws, 1)
-    return float(torch.cat([bound(model, chunk, k, generator) for chunk in repeated.split(batch)]).mean())
+    return mean_bound(model, x.to(_device(model)).repeat(draws, 1), k, _generator(model, seed))
+
+
+BOUND_DRAWS = 1_000  # images x draws of K samples behind the bound set beside a log p(x): s.e. ~0.05 nats
+BOUND_MAX_IMAGES = 1_000  # a saved estimate on more images gets no bound beside it (minutes on a CPU)
+
+
+def model_score(trainer: Trainer, checkpoint: Path | None, estimate: bool = False
+                ) -> tuple[float, str, float | None] | None:
+    """(log p(x), how it was measured, the model's own bound on the same images or None) of a trained model:
+    exact for l = 2; else a quick importance-sampling estimate if asked, or its evaluation file; None if none."""
+    from .catalog import eval_log_px
+    from .evaluate import EvalSettings, evaluation_images
+
+    saved = None
+    if trainer.config.latent_dim != 2 and not estimate:
+        saved = eval_log_px(checkpoint, trainer.step) if checkpoint is not None else None
+        if saved is None:
+            return None
+    with viewing(trainer) as model:
+        if trainer.config.latent_dim == 2:
+            x = exact_images(trainer.data)
+            score = exact_log_px(model, x), "exact log p(x)"
+        elif estimate:
+            x = evaluation_images(trainer.data, IS_TEST_IMAGES, EvalSettings().seed)
+            score = estimated_log_px(model, x)
+        else:
+            # The saved estimate's own images; without the data set (previews only) they cannot be rebuilt.
+            same_images = not trainer.data.previews_only and saved.n_images <= BOUND_MAX_IMAGES
+            x = evaluation_images(trainer.data, saved.n_images, saved.seed) if same_images else None
+            score = saved.log_px, saved.how
+        bound = None if x is None else own_bound(model, x, trainer.config.k, draws=max(1, BOUND_DRAWS // len(x)))
+        return (*score, bound)
 
 
 @dataclass(frozen=True)

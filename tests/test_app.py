@@ -237,32 +237,3 @@ def test_compare_estimates_log_px_by_importance_sampling_when_l_is_above_2(app):
     assert not at.exception and not at.error
     assert "IS (k = 500) on 200 test images" in at.success[0].value
 
-
-def test_a_saved_estimate_gets_the_bound_on_its_own_images_and_none_on_previews(tmp_path):
-    """Compare sets each model's own bound beside its saved log p(x): on the estimate's seeded test images,
-    which the shipped previews cannot stand in for."""
-    from dataclasses import replace
-
-    from iwavb.data import DataSplits, Split
-    from iwavb.evaluate import EvalResult, evaluation_images, write_eval_result
-    from iwavb.views import own_bound, viewing
-    from pages.parts.common import BOUND_DRAWS, model_score
-
-    images = Split((torch.rand(300, 784) * 255).to(torch.uint8), torch.zeros(300, dtype=torch.long))
-    data = DataSplits("mnist", images, images, images, ("0",))
-    config = TrainConfig.for_method("iwae", k=3, dataset="mnist", latent_dim=8, hidden=32, steps=1, device="cpu")
-    trainer = Trainer(config, data=data)
-    path = trainer.save(tmp_path / "run.safetensors")
-    write_eval_result(path, EvalResult(
-        estimator="is", nll=99.0, nll_se=1.0, n_images=50, seconds=1.0, seconds_per_1000=20.0, device="CPU",
-        settings={"seed": 5}, method="iwae", dataset="mnist", latent_dim=8, checkpoint=path.name,
-        checkpoint_step=trainer.step, created="", library_version="", diagnostics={}, log_px=(-99.0,) * 50))
-
-    log_px, how, bound = model_score(trainer, path)
-    assert (log_px, how) == (-99.0, "log p(x), is on 50 test images (seed 5)")
-    with viewing(trainer) as model:
-        expected = own_bound(model, evaluation_images(data, 50, 5), 3, draws=BOUND_DRAWS // 50)
-    assert bound == pytest.approx(expected)
-
-    trainer.data = replace(data, previews_only=True)
-    assert model_score(trainer, path) == (-99.0, "log p(x), is on 50 test images (seed 5)", None)

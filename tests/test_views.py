@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,12 +15,13 @@ from PIL import Image
 
 from iwavb.comparison import Result, axis_effects, bound_note, verdict
 from iwavb.config import TrainConfig
-from iwavb.data import toy_splits
+from iwavb.data import DataSplits, Split, toy_splits
+from iwavb.evaluate import EvalResult, evaluation_images, write_eval_result
 from iwavb.model import LatentVariableModel
 from iwavb.plots import CurveSeries, Score, bound_figure, image_rows_figure, latent_figure, score_figure
-from iwavb.trainer import Record
-from iwavb.views import (TOY_COLLAPSE_LOG_PX, curves, exact_images, exact_log_px, image_shape, latent_projection,
-                         own_bound, posterior_view, viewing)
+from iwavb.trainer import Record, Trainer
+from iwavb.views import (BOUND_DRAWS, TOY_COLLAPSE_LOG_PX, curves, exact_images, exact_log_px, image_shape,
+                         latent_projection, model_score, own_bound, posterior_view, viewing)
 
 
 def toy_model(q: str = "gaussian", latent_dim: int = 2) -> LatentVariableModel:
@@ -163,3 +165,26 @@ def test_the_posterior_grid_widens_to_hold_q_samples_far_out():
     view = posterior_view(model, torch.tensor([0.0, 1, 0, 0]), k=4, n_samples=50, resolution=41)
     farthest = np.abs(view.q_samples).max()
     assert farthest > 5.5 and view.axis[-1] == math.ceil(farthest + 1)  # every sample inside, with a margin
+
+
+def test_a_saved_estimate_gets_the_bound_on_its_own_images_and_none_on_previews(tmp_path):
+    """Compare sets each model's own bound beside its saved log p(x): on the estimate's seeded test images,
+    which the shipped previews cannot stand in for."""
+    images = Split((torch.rand(300, 784) * 255).to(torch.uint8), torch.zeros(300, dtype=torch.long))
+    data = DataSplits("mnist", images, images, images, ("0",))
+    config = TrainConfig.for_method("iwae", k=3, dataset="mnist", latent_dim=8, hidden=32, steps=1, device="cpu")
+    trainer = Trainer(config, data=data)
+    path = trainer.save(tmp_path / "run.safetensors")
+    write_eval_result(path, EvalResult(
+        estimator="is", nll=99.0, nll_se=1.0, n_images=50, seconds=1.0, seconds_per_1000=20.0, device="CPU",
+        settings={"seed": 5}, method="iwae", dataset="mnist", latent_dim=8, checkpoint=path.name,
+        checkpoint_step=trainer.step, created="", library_version="", diagnostics={}, log_px=(-99.0,) * 50))
+
+    log_px, how, bound = model_score(trainer, path)
+    assert (log_px, how) == (-99.0, "log p(x), is on 50 test images (seed 5)")
+    with viewing(trainer) as model:
+        expected = own_bound(model, evaluation_images(data, 50, 5), 3, draws=BOUND_DRAWS // 50)
+    assert bound == pytest.approx(expected)
+
+    trainer.data = replace(data, previews_only=True)
+    assert model_score(trainer, path) == (-99.0, "log p(x), is on 50 test images (seed 5)", None)

@@ -275,39 +275,6 @@ def four_checkpoints(dataset: str, latent: int, k: int) -> dict:
     return find_four(list_entries(), dataset, latent, k)
 
 
-BOUND_DRAWS = 1_000  # images x draws of K samples behind the bound set beside a log p(x): s.e. ~0.05 nats
-BOUND_MAX_IMAGES = 1_000  # a saved estimate on more images gets no bound beside it (minutes on a CPU)
-
-
-def model_score(trainer: Trainer, checkpoint: Path | None, estimate: bool = False
-                ) -> tuple[float, str, float | None] | None:
-    """(log p(x), how it was measured, the model's own bound on the same images or None) of a trained model:
-    exact for l = 2; else a quick importance-sampling estimate if asked, or its evaluation file; None if none."""
-    from iwavb.catalog import eval_log_px
-    from iwavb.evaluate import EvalSettings, evaluation_images
-    from iwavb.views import IS_TEST_IMAGES, estimated_log_px, exact_images, exact_log_px, own_bound, viewing
-
-    saved = None
-    if trainer.config.latent_dim != 2 and not estimate:
-        saved = eval_log_px(checkpoint, trainer.step) if checkpoint is not None else None
-        if saved is None:
-            return None
-    with viewing(trainer) as model:
-        if trainer.config.latent_dim == 2:
-            x = exact_images(trainer.data)
-            score = exact_log_px(model, x), "exact log p(x)"
-        elif estimate:
-            x = evaluation_images(trainer.data, IS_TEST_IMAGES, EvalSettings().seed)
-            score = estimated_log_px(model, x)
-        else:
-            # The saved estimate's own images; without the data set (previews only) they cannot be rebuilt.
-            same_images = not trainer.data.previews_only and saved.n_images <= BOUND_MAX_IMAGES
-            x = evaluation_images(trainer.data, saved.n_images, saved.seed) if same_images else None
-            score = saved.log_px, saved.how
-        bound = None if x is None else own_bound(model, x, trainer.config.k, draws=max(1, BOUND_DRAWS // len(x)))
-        return (*score, bound)
-
-
 @contextmanager
 def friendly_errors(what: str) -> Iterator[None]:
     """Turn the library's expected failures (no data, bad checkpoint, bad settings) into a message."""

@@ -7,7 +7,7 @@ import streamlit as st
 from iwavb.comparison import Result, verdict
 from iwavb.jobs import Job, JobSnapshot
 from iwavb.plots import CurveSeries, bound_figure, image_rows_figure, latent_figure, score_figure, Score
-from iwavb.views import IS_SAMPLES, IS_TEST_IMAGES, TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX, curves
+from iwavb.views import IS_SAMPLES, IS_TEST_IMAGES, TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX, curves, model_score
 from pages.parts import common
 from pages.parts.live_charts import live_charts
 
@@ -42,7 +42,7 @@ def _score(job: Job, snap: JobSnapshot, index: int, estimate: bool) -> tuple[flo
     key = f"score:{snap.job_id}:{index}:{run.step}:{estimate}"
     if key not in st.session_state:
         with st.spinner(f"Measuring {run.name}…"):
-            st.session_state[key] = common.model_score(job.trainer(index), job.specs[index].checkpoint, estimate)
+            st.session_state[key] = model_score(job.trainer(index), job.specs[index].checkpoint, estimate)
     return st.session_state[key]
 
 
