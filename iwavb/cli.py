@@ -182,12 +182,11 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .checkpoint import read_metadata
+    from .console import evaluate_with_progress
     from .data import load_dataset
     from .device import configure_cpu_threads
-    from .evaluate import EvalSettings, eval_path, evaluate_checkpoint
+    from .evaluate import EvalSettings, eval_path, evaluation_count
 
     configure_cpu_threads(args.threads)
     settings = EvalSettings(estimator=args.estimator, n_test=args.n_test or None, seed=args.seed, k=args.k,
@@ -195,13 +194,11 @@ def run_eval(args: argparse.Namespace) -> int:
                             start=args.start, batch_size=args.batch_size, device=args.device)
     cfg = TrainConfig.from_dict(read_metadata(args.checkpoint)["config"])
     data = load_dataset(cfg.dataset, data_root=args.data_root)
-    n = min(args.n_test or len(data.test), len(data.test))
+    n = evaluation_count(data, settings.n_test)
     estimator = settings.resolved_estimator(cfg.model_config())
     print(f"{cfg.method.upper()} on {cfg.dataset}, l={cfg.latent_dim}: {estimator} on {n} test images "
           f"(seed {args.seed}); cost: {settings.cost(estimator)}")
-    with tqdm(total=n, unit="img", dynamic_ncols=True) as bar:
-        result = evaluate_checkpoint(args.checkpoint, settings, data=data, write=not args.no_save,
-                                     progress=lambda f: bar.update(f * n - bar.n))
+    result = evaluate_with_progress(args.checkpoint, settings, data, write=not args.no_save)
     print(result.summary())
     if not args.no_save:
         print(f"saved {eval_path(args.checkpoint)}")

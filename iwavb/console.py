@@ -1,4 +1,5 @@
-"""Training in a terminal: a tqdm bar with the bound, periodic checkpoints, Ctrl-C and NaN handled."""
+"""Work in a terminal with tqdm bars: training (the bound, periodic checkpoints, Ctrl-C and NaN handled) and
+evaluation (test images done)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import objective_label
+from .data import DataSplits
+from .evaluate import EvalResult, EvalSettings, evaluate_checkpoint, evaluation_count
 from .trainer import Trainer, TrainingDiverged
 
 DIVERGED, INTERRUPTED = 3, 130  # exit statuses
+
+
+def evaluate_with_progress(checkpoint: Path, settings: EvalSettings, data: DataSplits, desc: str | None = None,
+                           write: bool = True) -> EvalResult:
+    """iwavb.evaluate.evaluate_checkpoint with a tqdm bar counted in test images."""
+    n = evaluation_count(data, settings.n_test)
+    with tqdm(total=n, desc=desc, unit="img", dynamic_ncols=True) as bar:
+        return evaluate_checkpoint(checkpoint, settings, data=data, write=write,
+                                   progress=lambda f: bar.update(f * n - bar.n))
 
 
 def train_with_progress(trainer: Trainer, checkpoint: Path | None = None, minutes: float | None = None) -> int:

@@ -101,6 +101,16 @@ class EvalSettings:
         return f"{self.grid_resolution ** 2:,} decoder passes per batch of {self.batch_size} images (grid)"
 
 
+# Settings that change how an estimate is computed but not what it estimates, nor on which images.
+RUN_ONLY_SETTINGS = ("device", "batch_size")
+
+
+def same_estimate(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two estimates' settings (EvalSettings as dicts) measure the same thing on the same images."""
+    return ({k: v for k, v in a.items() if k not in RUN_ONLY_SETTINGS}
+            == {k: v for k, v in b.items() if k not in RUN_ONLY_SETTINGS})
+
+
 @dataclass(frozen=True)
 class EvalResult:
     estimator: str  # is | ais | grid (auto resolved)
@@ -138,12 +148,18 @@ class EvalResult:
                 f"{self.seconds_per_1000:.0f} s per 1,000 images on {self.device})")
 
 
+def evaluation_count(data: DataSplits, n_test: int | None) -> int:
+    """How many test images an evaluation of `n_test` (None: all) uses."""
+    return len(data.test) if n_test is None else min(n_test, len(data.test))
+
+
 def evaluation_images(data: DataSplits, n_test: int | None, seed: int) -> torch.Tensor:
     """A seeded subset of the test split, binarised with the same seed: (N, D) float 0/1, on the CPU."""
     images = data.test.images.cpu()
     generator = torch.Generator().manual_seed(seed)
-    if n_test is not None and n_test < images.shape[0]:
-        images = images[torch.randperm(images.shape[0], generator=generator)[:n_test].sort().values]
+    n = evaluation_count(data, n_test)
+    if n < images.shape[0]:
+        images = images[torch.randperm(images.shape[0], generator=generator)[:n].sort().values]
     return binarize(images, generator)
 
 

@@ -50,36 +50,26 @@ def train_entry(entry: ManifestEntry, device: str = "auto") -> dict[str, Any]:
     }
 
 
-# Settings that change how an estimate is computed but not what it estimates, nor on which images.
-RUN_ONLY_SETTINGS = ("device", "batch_size")
-
-
-def same_estimate(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two estimates' settings (EvalSettings as dicts) measure the same thing on the same images."""
-    return ({k: v for k, v in a.items() if k not in RUN_ONLY_SETTINGS}
-            == {k: v for k, v in b.items() if k not in RUN_ONLY_SETTINGS})
-
-
 def evaluate_entry(entry: ManifestEntry, device: str = "auto", reuse: bool = False) -> list[dict[str, Any]]:
     """Run each of the entry's test-NLL estimates on its checkpoint (results also land in its .eval.json).
 
     With `reuse`, an estimate already saved beside the checkpoint with the same settings is taken as is."""
     import dataclasses
 
-    from tqdm import tqdm
-
-    from .evaluate import EvalSettings, evaluate_checkpoint, read_eval_results
+    from .console import evaluate_with_progress
+    from .evaluate import EvalSettings, read_eval_results, same_estimate
 
     saved = read_eval_results(entry.file) if reuse else []
+    data = None  # loaded once, for the first estimate that has to run
     summaries = []
     for values in entry.evaluations:
         settings = EvalSettings(**{**values, "device": device})
         result = next((r for r in saved if same_estimate(r.settings, dataclasses.asdict(settings))
                        and r.checkpoint_step == entry.config.steps), None)
         if result is None:
-            with tqdm(total=1.0, desc=f"{entry.name}: {settings.estimator}", unit="run",
-                      bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
-                result = evaluate_checkpoint(entry.file, settings, progress=lambda f: bar.update(f - bar.n))
+            if data is None:
+                data = load_dataset(entry.config.dataset)
+            result = evaluate_with_progress(entry.file, settings, data, desc=f"{entry.name}: {settings.estimator}")
         print(f"  {result.summary()}")
         summaries.append({"estimator": result.estimator, "nll": round(result.nll, 3),
                           "stderr": None if result.nll_se is None else round(result.nll_se, 3),
@@ -148,7 +138,7 @@ def paired_differences(entries: list[ManifestEntry]) -> str:
 
     import torch
 
-    from .evaluate import EvalError, EvalResult, read_eval_results
+    from .evaluate import EvalError, EvalResult, read_eval_results, same_estimate
 
     def headline(entry: ManifestEntry) -> EvalResult | None:
         wanted = entry.evaluations[0] if entry.evaluations else {}

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from iwavb import evaluate
+from iwavb import console, evaluate
 from iwavb.checkpoint import load_checkpoint
 from iwavb.config import TrainConfig
-from iwavb.evaluate import eval_path
+from iwavb.evaluate import eval_path, same_estimate
 from iwavb.pretrained import ManifestEntry, load_manifest, save_manifest
-from iwavb.reproduce import paired_differences, reproduce, results_table, same_estimate
+from iwavb.reproduce import paired_differences, reproduce, results_table
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_skip_existing_reuses_the_file_and_matching_estimates(tiny_manifest, mon
     def must_not_run(*args, **kwargs):
         raise AssertionError("a saved estimate with the same settings should have been reused")
 
-    monkeypatch.setattr(evaluate, "evaluate_checkpoint", must_not_run)
+    monkeypatch.setattr(console, "evaluate_with_progress", must_not_run)
     reproduce(["tiny"], device="cpu", skip_existing=True)
     assert load_manifest()[0].file.read_bytes() == file_bytes
     # Different settings are not the same estimate: this one must run.
