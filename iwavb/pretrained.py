@@ -19,7 +19,7 @@ import torch
 
 from .checkpoint import atomic_write_bytes
 from .config import TrainConfig
-from .data import DataError, DataSplits, Split, load_dataset
+from .data import Split, load_dataset
 
 PREVIEW_COUNT = 256  # test images per data set in previews.npz, evenly spaced through the test split
 IMAGE_DATASETS = ("mnist", "fashion", "omniglot")
@@ -100,17 +100,13 @@ def write_previews(path: Path | None = None, count: int = PREVIEW_COUNT) -> Path
     return path
 
 
-def display_images(name: str) -> tuple[Split, tuple[str, ...]]:
-    """Test images for display: the data set's test split when it can be loaded, else the shipped previews."""
-    try:
-        data: DataSplits = load_dataset(name, allow_download=False)
-        return data.test, data.label_names
-    except DataError:
-        path = previews_path()
-        if name not in IMAGE_DATASETS or not path.exists():
-            raise
-        with np.load(path) as f:
-            images = torch.from_numpy(f[f"{name}_images"].reshape(-1, 784))
-            labels = torch.from_numpy(f[f"{name}_labels"].astype(np.int64))
-            names = tuple(str(n) for n in f[f"{name}_label_names"])
-        return Split(images, labels), names
+def preview_images(name: str) -> tuple[Split, tuple[str, ...]] | None:
+    """The shipped preview test images of an image data set and its label names; None where there are none."""
+    path = previews_path()
+    if name not in IMAGE_DATASETS or not path.exists():
+        return None
+    with np.load(path) as f:
+        images = torch.from_numpy(f[f"{name}_images"].reshape(-1, 784))
+        labels = torch.from_numpy(f[f"{name}_labels"].astype(np.int64))
+        names = tuple(str(n) for n in f[f"{name}_label_names"])
+    return Split(images, labels), names

@@ -20,10 +20,13 @@ def cached_dataset(name: str) -> DataSplits:
 @functools.lru_cache(maxsize=4)
 def display_dataset(name: str) -> DataSplits:
     """The data set, or, when it is absent, its shipped preview images as train, validation and test."""
-    from .pretrained import display_images
+    from .pretrained import preview_images
 
     try:
         return cached_dataset(name)
     except DataError:
-        split, label_names = display_images(name)  # raises the DataError again when there are no previews
+        previews = preview_images(name)
+        if previews is None:
+            raise
+        split, label_names = previews
         return DataSplits(name, split, split, split, label_names, previews_only=True)

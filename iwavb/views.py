@@ -76,6 +76,12 @@ def prior_samples(model: LatentVariableModel, n: int, seed: int = 0) -> np.ndarr
     return model.sample_images(n, _generator(model, seed)).cpu().numpy()
 
 
+def preview_rows(model: LatentVariableModel, data: DataSplits, n: int = 8) -> list[tuple[str, np.ndarray]]:
+    """What a model does, as labelled rows of images: n test images, their reconstructions, n prior samples."""
+    originals, recon = reconstructions(model, display_points(data, n)[0])
+    return [("test images", originals), ("reconstructions", recon), ("samples from p(z)", prior_samples(model, n))]
+
+
 @dataclass(frozen=True)
 class LatentProjection:
     points: np.ndarray  # (N, 2)

@@ -28,10 +28,11 @@ def _score(entry: Entry) -> tuple[float, str] | None:
 
 @st.cache_data(show_spinner="Computing the exact log p(x) on a grid…")
 def _exact(path: str, mtime: float) -> float:
+    from iwavb.shared_data import display_dataset
     from iwavb.views import exact_images, exact_log_px
 
     config, model = common.checkpoint_model(path, mtime)
-    return exact_log_px(model, exact_images(common.dataset(config.dataset)))
+    return exact_log_px(model, exact_images(display_dataset(config.dataset)))  # a DataError: _score's to catch
 
 
 def checkpoint_table(entries: list[Entry]) -> list[dict]:
@@ -53,7 +54,7 @@ def details(entry: Entry) -> None:
     from iwavb.checkpoint import CheckpointError
     from iwavb.plots import CurveSeries, bound_figure, image_rows_figure
     from iwavb.trainer import Record
-    from iwavb.views import curves, display_points, image_shape, prior_samples, reconstructions
+    from iwavb.views import curves, image_shape, preview_rows
 
     cfg, meta = entry.config, entry.meta or {}
     if entry.description:
@@ -78,10 +79,6 @@ def details(entry: Entry) -> None:
     except (CheckpointError, OSError) as err:
         st.error(str(err))
         return
-    data = common.dataset(cfg.dataset)
-    images, _ = display_points(data, 8)
-    originals, recon = reconstructions(model, images)
-    rows = [("test images", originals), ("reconstructions", recon),
-            ("samples from p(z)", prior_samples(model, len(images)))]
+    rows = preview_rows(model, common.dataset(cfg.dataset))
     st.plotly_chart(image_rows_figure(rows, image_shape(cfg.data_dim), "Preview"), key="checkpoint_preview",
                     config={"displayModeBar": False})

@@ -71,7 +71,7 @@ def _pictures(job: Job, snap: JobSnapshot) -> tuple[go.Figure, go.Figure] | None
     """Test images with reconstructions and prior samples, and the latent plane; redrawn at most every
     PICTURES_S seconds while training (each time they hold the model for a moment)."""
     from pages.parts.common import dataset
-    from iwavb.views import display_points, image_shape, latent_projection, prior_samples, reconstructions, viewing
+    from iwavb.views import image_shape, latent_projection, preview_rows, viewing
 
     trainer = job.trainer(snap.current)
     if trainer is None:
@@ -82,12 +82,9 @@ def _pictures(job: Job, snap: JobSnapshot) -> tuple[go.Figure, go.Figure] | None
     if same_run and (cached["step"] == run.step or (snap.active and time.monotonic() - cached["at"] < PICTURES_S)):
         return cached["figures"]
     data = dataset(run.config.dataset)
-    images, _ = display_points(data, PREVIEW_IMAGES)
     with viewing(trainer) as model:
-        originals, recon = reconstructions(model, images)
-        samples = prior_samples(model, len(images))
+        rows = preview_rows(model, data, PREVIEW_IMAGES)
         projection = latent_projection(model, data, n=LATENT_POINTS)
-    rows = [("test images", originals), ("reconstructions", recon), ("samples from p(z)", samples)]
     figures = (image_rows_figure(rows, image_shape(run.config.data_dim), f"What the model does at step {run.step:,}"),
                latent_figure(projection, f"Latent space: {projection.note}"))
     st.session_state["train_pictures"] = {"run": (snap.job_id, snap.current), "step": run.step,
