@@ -19,6 +19,7 @@ Schedule = Literal["sigmoid", "linear"]  # of AIS: iwavb.ais
 Start = Literal["prior", "q"]  # of AIS
 
 DATASETS: tuple[str, ...] = get_args(DatasetName)
+Q_KINDS: tuple[str, ...] = get_args(QKind)
 FAMILIES: tuple[str, ...] = get_args(Family)
 METHODS: tuple[str, ...] = get_args(MethodName)
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
@@ -92,7 +93,7 @@ class ModelConfig:
     noise_dim: int = 32  # dimension of e in (2.12); 32 in the paper
 
     def __post_init__(self) -> None:
-        if self.q not in get_args(QKind):
+        if self.q not in Q_KINDS:
             raise ValueError(f"unknown q kind {self.q!r}; choose gaussian or implicit")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown network family {self.family!r}; choose one of {', '.join(FAMILIES)}")

@@ -9,17 +9,16 @@ from pages.parts.compare_parts import progress, results
 
 common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
-URL = dict(bind="query-params", persist_state="session")
 
 with st.sidebar:
     st.header("Settings")
-    dataset = st.selectbox("data set", DATASETS, key="data", **URL)
-    latent = st.select_slider("latent size l", [2, 4, 8, 16, 32], value=2, key="latent", **URL,
+    dataset = st.selectbox("data set", DATASETS, key="data", **common.URL)
+    latent = st.select_slider("latent size l", [2, 4, 8, 16, 32], value=2, key="latent", **common.URL,
                               help="l = 2: exact log p(x) on a grid, so the winner is certain")
-    k = st.slider("K for IWAE and IWAVB", 2, 50, 10, key="k", **URL)
-    steps = st.number_input("steps per method", 10, 1_000_000, 600, step=100, key="steps_each", **URL)
-    family = st.radio("network family", FAMILIES, key="family", horizontal=True, **URL)
-    seed = st.number_input("seed", 0, 2**31 - 1, 0, key="seed", **URL)
+    k = st.slider("K for IWAE and IWAVB", 2, 50, 10, key="k", **common.URL)
+    steps = st.number_input("steps per method", 10, 1_000_000, 600, step=100, key="steps_each", **common.URL)
+    family = st.radio("network family", FAMILIES, key="family", horizontal=True, **common.URL)
+    seed = st.number_input("seed", 0, 2**31 - 1, 0, key="seed", **common.URL)
 
 st.title("Compare the four")
 st.markdown("The same data, latent size and K; only the two switches differ: **K** (1 or more importance samples) "

@@ -4,28 +4,27 @@ and the importance weights of K samples with their effective sample size."""
 import streamlit as st
 
 from iwavb.plots import image_rows_figure, posterior_figure, weights_figure
-from iwavb.config import objective_label
+from iwavb.config import DATASETS, Q_KINDS, objective_label
 from iwavb.views import display_points, image_shape, posterior_view
 from pages.parts import common
 
 common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
-URL = dict(bind="query-params", persist_state="session")
 NONE = "(none)"
 
 st.title("Posteriors")
 with st.sidebar:
     st.header("Settings")
-    dataset = st.selectbox("data set", ["toy", "mnist", "fashion", "omniglot"], key="data", **URL)
+    dataset = st.selectbox("data set", DATASETS, key="data", **common.URL)
 choices = [m for m in common.session_models() + common.checkpoint_models()
            if m.config.latent_dim == 2 and m.config.dataset == dataset]
-by_q = {q: [m for m in choices if m.config.q == q] for q in ("gaussian", "implicit")}
+by_q = {q: [m for m in choices if m.config.q == q] for q in Q_KINDS}
 with st.sidebar:
     picked = {q: st.selectbox(f"{q} q model", [NONE, *[m.label for m in by_q[q]]], index=1 if by_q[q] else 0,
                               key=f"{q}_model") for q in by_q}
-    point = st.number_input("test point", 0, 3 if dataset == "toy" else 9_999, 0, key="point", **URL)
-    k = st.slider("K (importance samples)", 1, 100, 10, key="k", **URL)
-    seed = st.number_input("draw (seed)", 0, 10_000, 0, key="draw", **URL, help="a new draw of q's samples")
+    point = st.number_input("test point", 0, 3 if dataset == "toy" else 9_999, 0, key="point", **common.URL)
+    k = st.slider("K (importance samples)", 1, 100, 10, key="k", **common.URL)
+    seed = st.number_input("draw (seed)", 0, 10_000, 0, key="draw", **common.URL, help="a new draw of q's samples")
 
 models = [next(m for m in by_q[q] if m.label == label) for q, label in picked.items() if label != NONE]
 if not models:

@@ -10,26 +10,25 @@ from pages.parts.live import run_live
 common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
 
 REFRESH_S = 0.5  # numbers and curves; the pictures follow every few seconds (pages/parts/live.py)
-URL = dict(bind="query-params", persist_state="session")
 
 with st.sidebar:
     st.header("Settings")
-    dataset = st.selectbox("data set", DATASETS, key="data", **URL)
+    dataset = st.selectbox("data set", DATASETS, key="data", **common.URL)
     method = st.selectbox("method", METHODS, index=METHODS.index("iwavb"), key="method",
-                          format_func=str.upper, **URL)
+                          format_func=str.upper, **common.URL)
     if method in ("iwae", "iwavb"):
-        k = st.slider("K (importance samples)", 2, 50, 10, key="k", **URL)
+        k = st.slider("K (importance samples)", 2, 50, 10, key="k", **common.URL)
     else:
         k = 1
         st.caption("K = 1 for VAE and AVB.")
-    latent = st.select_slider("latent size l", [2, 4, 8, 16, 32], value=2, key="latent", **URL,
+    latent = st.select_slider("latent size l", [2, 4, 8, 16, 32], value=2, key="latent", **common.URL,
                               help="l = 2 shows the raw latent plane and the true posterior (Posteriors page)")
-    family = st.radio("network family", FAMILIES, key="family", horizontal=True, **URL,
+    family = st.radio("network family", FAMILIES, key="family", horizontal=True, **common.URL,
                       help="mlp: small, trains live on a CPU. conv: the paper's networks (AVB's); needs a GPU.")
-    steps = st.number_input("steps", 10, 1_000_000, 1_000, step=100, key="steps", **URL)
-    batch = st.select_slider("batch size", [16, 32, 64, 128, 256, 512], value=128, key="batch", **URL)
-    seed = st.number_input("seed", 0, 2**31 - 1, 0, key="seed", **URL)
-    device = st.selectbox("device", ["auto", "cpu", "cuda"], key="device", **URL,
+    steps = st.number_input("steps", 10, 1_000_000, 1_000, step=100, key="steps", **common.URL)
+    batch = st.select_slider("batch size", [16, 32, 64, 128, 256, 512], value=128, key="batch", **common.URL)
+    seed = st.number_input("seed", 0, 2**31 - 1, 0, key="seed", **common.URL)
+    device = st.selectbox("device", ["auto", "cpu", "cuda"], key="device", **common.URL,
                           help="auto: the GPU when there is one, else the CPU")
 
 st.title("Train")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 # server and a headless Chromium showing the live Train page, MNIST IWAVB (K = 10, l = 8, mlp): 1 thread
 # 1.0-2.2 steps/s, 2 threads 0.4 steps/s; the training thread alone: 4.8 against 0.7 steps/s.
 TRAIN_THREADS = int(os.environ.get("IWAVB_THREADS", "1"))
+URL = dict(bind="query-params", persist_state="session")  # a widget's value lives in the page's URL
 HEARTBEAT_S = 5.0  # how often every open page tells the registry that its session is alive
 SLOTS = ("train", "compare")
 SLOT_PAGES = {"train": "pages/train.py", "compare": "pages/compare.py"}
