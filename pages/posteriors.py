@@ -21,7 +21,7 @@ choices = [m for m in common.session_models() + common.checkpoint_models()
 by_q = {q: [m for m in choices if m.config.q == q] for q in Q_KINDS}
 with st.sidebar:
     picked = {q: st.selectbox(f"{q} q model", [NONE, *[m.label for m in by_q[q]]], index=1 if by_q[q] else 0,
-                              key=f"{q}_model") for q in by_q}
+                              key=f"{q}_model_{dataset}") for q in by_q}  # per data set: a switch picks anew
     point = st.number_input("test point", 0, 3 if dataset == "toy" else 9_999, 0, key="point", **common.URL)
     k = st.slider("K (importance samples)", 1, 100, 10, key="k", **common.URL)
     seed = st.number_input("draw (seed)", 0, 10_000, 0, key="draw", **common.URL, help="a new draw of q's samples")
@@ -34,6 +34,9 @@ if not models:
 
 data = common.dataset(dataset)
 images, labels = display_points(data, point + 1)
+if point >= len(images):  # the widget's limit is a round number; the test sets differ (and previews are fewer)
+    st.error(f"The {dataset} test points here are numbered 0 to {len(images) - 1}: choose one of those.")
+    st.stop()
 x_image = images[point:point + 1]
 left, _ = st.columns([1, 3])
 left.plotly_chart(image_rows_figure([(f"point {point}", x_image.numpy())], image_shape(data.data_dim),

@@ -187,6 +187,23 @@ def test_posteriors_shows_the_true_posterior_weights_and_ess_of_a_session_run(ap
     assert "effective sample size" in labels and "exact log p(x)" in labels
 
 
+def test_a_test_point_beyond_the_data_set_is_a_message(app, folders):
+    from conftest import require_data
+
+    from iwavb.data import DataSplits, Split
+
+    require_data("omniglot-py")  # 5,000 test images, fewer than the widget allows
+    images = Split((torch.rand(8, 784) * 255).to(torch.uint8), torch.zeros(8, dtype=torch.long))
+    config = TrainConfig.for_method("vae", dataset="omniglot", latent_dim=2, hidden=16, steps=1, device="cpu")
+    Trainer(config, data=DataSplits("omniglot", images, images, images, ("a",))).save(folders[1] / "vae.safetensors")
+    at = on_page(app, "pages/posteriors.py")
+    at.sidebar.selectbox(key="data").set_value("omniglot").run()
+    assert at.sidebar.selectbox(key="gaussian_model_omniglot").value == "vae (run)"  # picked on switching
+    at.sidebar.number_input(key="point").set_value(6_000).run()
+    assert not at.exception
+    assert any("numbered 0 to 4999" in e.value for e in at.error)
+
+
 def test_a_failed_run_is_a_message_in_the_page(app):
     import torch
 
