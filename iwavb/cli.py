@@ -21,6 +21,15 @@ data sets are read from --data-root (or IWAVB_DATA_ROOT, default ~/.cache/iwavb/
 torchvision's layout and downloaded there when missing, unless IWAVB_OFFLINE=1."""
 
 
+def add_run_arguments(p: argparse.ArgumentParser, data_root: bool = False) -> None:
+    """Where a command runs (shared by train, eval and reproduce): device, CPU threads, and the data folder."""
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")
+    if data_root:
+        p.add_argument("--data-root", type=Path, default=None,
+                       help="folder of the data sets (overrides IWAVB_DATA_ROOT)")
+
+
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -48,9 +57,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disc-steps", type=int, default=1, help="discriminator updates per model update (default: 1)")
     p.add_argument("--eval-every", type=int, default=500, help="steps between validation bounds (default: 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")
-    p.add_argument("--data-root", type=Path, default=None, help="folder of the data sets (overrides IWAVB_DATA_ROOT)")
+    add_run_arguments(p, data_root=True)
     p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: runs/<data>-<method>-k<K>-...)")
     p.add_argument("--resume", type=Path, default=None, help="continue a checkpoint's run (its settings are kept)")
     p.set_defaults(handler=run_train)
@@ -174,9 +181,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-test", type=int, default=1_000, help="test images, a seeded subset (default: 1000; 0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset, its binarisation and the estimator")
     p.add_argument("--batch-size", type=int, default=100, help="images per batch (default: 100)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")
-    p.add_argument("--data-root", type=Path, default=None, help="folder of the data sets (overrides IWAVB_DATA_ROOT)")
+    add_run_arguments(p, data_root=True)
     p.add_argument("--no-save", action="store_true", help="print the result without writing the .eval.json file")
     p.set_defaults(handler=run_eval)
 
@@ -216,8 +221,7 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-existing", action="store_true",
                    help="keep files that exist (and their saved evaluations); train and evaluate the rest")
     p.add_argument("--skip-eval", action="store_true", help="train only")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: IWAVB_THREADS or all cores)")
+    add_run_arguments(p)
     p.set_defaults(handler=run_reproduce)
 
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # torch and the trainer are imported in the job thread, not w
 
 JobStatus = Literal["queued", "preparing", "running", "paused", "finished", "stopped", "failed", "expired"]
 ACTIVE: frozenset[str] = frozenset({"queued", "preparing", "running", "paused"})
+RUNNING: tuple[JobStatus, str] = ("running", "training")  # (status, message)
+PAUSED: tuple[JobStatus, str] = ("paused", "paused: press Resume to go on")
 DEFAULT_TIMEOUT_S = 180.0  # longer than the once-a-minute timers of a browser tab left in the background
 
 
@@ -117,22 +119,20 @@ class Job:
         return self
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused.set()
-            trainer = self._trainers[self._current]
-            if self._status == "running":
-                self._set("paused", "paused: press Resume to go on")
-        if trainer is not None:
-            trainer.pause()
+        self._hold(True)
 
     def resume(self) -> None:
+        self._hold(False)
+
+    def _hold(self, paused: bool) -> None:
+        """Pause or resume: the flag for runs still to start, the status, and the run now training."""
         with self._lock:
-            self._paused.clear()
+            (self._paused.set if paused else self._paused.clear)()
             trainer = self._trainers[self._current]
-            if self._status == "paused":
-                self._set("running", "training")
+            if self._status == ("running" if paused else "paused"):
+                self._set(*(PAUSED if paused else RUNNING))
         if trainer is not None:
-            trainer.resume()
+            (trainer.pause if paused else trainer.resume)()
 
     def stop(self) -> None:
         self._stop.set()
@@ -228,7 +228,7 @@ class Job:
             self._histories[index] = tuple(trainer.history)
             self._device = _describe(trainer)
             paused = self._paused.is_set()
-            self._set("paused" if paused else "running", "paused: press Resume to go on" if paused else "training")
+            self._set(*(PAUSED if paused else RUNNING))
         if paused:
             trainer.pause()
         for record in trainer.run():

@@ -77,14 +77,7 @@ class LatentVariableModel(nn.Module):
         return self.decode_mean(z)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean image of one z ~ q(z|x) per x: (B, D) -> (B, D) probabilities."""
-        z, _ = self.sample_q(x, 1)
+        z, _ = self.sample_q(x, 1, generator)
         return self.decode_mean(z[:, 0])
-
-    @torch.no_grad()
-    def encode_mean(self, x: torch.Tensor, n_samples: int = 16) -> torch.Tensor:
-        """A point per x for 2-D projections: q's mean (Gaussian) or the mean of n samples (implicit)."""
-        if isinstance(self.encoder, GaussianEncoder):
-            return self.encoder(x)[0]
-        return self.sample_q(x, n_samples)[0].mean(1)

@@ -69,14 +69,6 @@ def save_manifest(entries: list[ManifestEntry], path: Path | None = None) -> Non
     atomic_write_bytes(path or manifest_path(), text.encode())
 
 
-def find_entry(name: str, entries: list[ManifestEntry] | None = None) -> ManifestEntry:
-    entries = load_manifest() if entries is None else entries
-    for entry in entries:
-        if entry.name == name:
-            return entry
-    raise ValueError(f"no pretrained checkpoint named {name!r}; known: {', '.join(e.name for e in entries)}")
-
-
 # -- test images that travel with the checkpoints ------------------------------------------------------
 def previews_path() -> Path:
     return pretrained_dir() / "previews.npz"

@@ -66,8 +66,7 @@ def reconstructions(model: LatentVariableModel, images: torch.Tensor, seed: int 
     """Grey-level inputs (n, D) and the mean image of one z ~ q(z|x) each, for a binarised copy of the input."""
     gen = _generator(model, seed)
     x = binarize(images.to(_device(model)) * 255, gen)  # (n, D) a binary draw, as in training
-    z, _ = model.sample_q(x, 1, gen)  # (n, 1, l)
-    return images.numpy(), model.decode_mean(z[:, 0]).cpu().numpy()
+    return images.numpy(), model.reconstruct(x, gen).cpu().numpy()
 
 
 @torch.no_grad()

@@ -235,11 +235,11 @@ def quick_toy_spec() -> RunSpec:
     return RunSpec(config, label="IWAVB")
 
 
-def checkpoint_spec(path: Path, config: TrainConfig, label: str, extra_steps: int = 0) -> RunSpec:
-    """Load a checkpoint into a job (and train it `extra_steps` further) on this machine's device."""
+def checkpoint_spec(path: Path, config: TrainConfig, label: str) -> RunSpec:
+    """Load a checkpoint into a job, on this machine's device."""
     from dataclasses import replace
 
-    return RunSpec(replace(config, device="auto"), label=label, checkpoint=path, extra_steps=extra_steps)
+    return RunSpec(replace(config, device="auto"), label=label, checkpoint=path)
 
 
 def see_it_work() -> None:
