@@ -30,8 +30,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def steps_per_second(step: Step, device: torch.device, seconds: float, warmup: int = 2,
-                     min_chunks: int = 3) -> tuple[float, float]:
+def steps_per_second(
+    step: Step, device: torch.device, seconds: float, warmup: int = 2, min_chunks: int = 3
+) -> tuple[float, float]:
     """(best, mean) rate of `step` over about `seconds`, timed in chunks of ~CHUNK_S after `warmup` steps.
 
     The best chunk is the figure to quote on a shared machine: other work only ever slows a chunk down.
@@ -61,7 +62,7 @@ def matmul_flops_per_s(device: torch.device, dtype: torch.dtype = torch.float32,
 
 def _einsum_macs(equation: str, *operands: torch.Tensor) -> int:
     """Multiply-adds of a two-operand einsum: the product of the sizes of all its distinct indices."""
-    sizes = {}
+    sizes: dict[str, int] = {}
     for letters, t in zip(equation.replace(" ", "").split("->")[0].split(","), operands):
         sizes.update(zip(letters, t.shape))
     return math.prod(sizes.values())
@@ -92,7 +93,7 @@ class MatmulFlops(TorchFunctionMode):
         super().__init__()
         self.flops = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if func in MATRIX_PRODUCTS:
             positional = (args[0], *args[1]) if func is torch.einsum and isinstance(args[1], (list, tuple)) else args
@@ -113,7 +114,7 @@ class PeakTensorMemory(TorchDispatchMode):
     def _free(self, nbytes: int) -> None:
         self.live -= nbytes
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor) and t.untyped_storage() not in self._seen:
@@ -163,8 +164,9 @@ class Measurement:
     host_syncs: int | None  # None on a CPU
 
 
-def measure(step: Step, device: torch.device, seconds: float, count_flops: bool = True,
-            track_memory: bool = True) -> Measurement:
+def measure(
+    step: Step, device: torch.device, seconds: float, count_flops: bool = True, track_memory: bool = True
+) -> Measurement:
     """All figures of one case: FLOPs on the first (warm-up) step, then the rate, memory and syncs."""
     flops = None
     if count_flops:

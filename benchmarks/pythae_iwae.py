@@ -24,10 +24,11 @@ from pythae.models import IWAE, IWAEConfig
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 
-from iwavb.config import ModelConfig, TrainConfig
-from iwavb.data import BatchSampler, binarize
-from iwavb.device import configure_cpu_threads, resolve_device
-from iwavb.nets import GaussianEncoder, decoder
+from iwavb.core.config import ModelConfig
+from iwavb.core.nets import GaussianEncoder, decoder
+from iwavb.data.splits import BatchSampler, binarize
+from iwavb.training.config import TrainConfig
+from iwavb.training.device import configure_cpu_threads, resolve_device
 
 from .measure import Step, measure
 from .workload import add_workload_arguments, benchmark_data, parse_k_list
@@ -56,10 +57,13 @@ def pythae_step(config: TrainConfig, images: torch.Tensor, device: torch.device)
     """pythae's IWAE for `config` and its training step on dynamically binarised batches of `images`."""
     torch.manual_seed(config.seed)
     model_config = config.model_config()
-    iwae_config = IWAEConfig(input_dim=(config.data_dim,), latent_dim=config.latent_dim, number_samples=config.k,
-                             reconstruction_loss="bce")
+    iwae_config = IWAEConfig(
+        input_dim=(config.data_dim,), latent_dim=config.latent_dim, number_samples=config.k, reconstruction_loss="bce"
+    )
     model = IWAE(iwae_config, encoder=Encoder(model_config), decoder=Decoder(model_config)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, 0.999), fused=True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rates()[0], betas=(config.beta1, 0.999), fused=True
+    )
     generator = torch.Generator(device).manual_seed(config.seed)
     sampler = BatchSampler(len(images), config.batch_size, generator)
 
@@ -85,8 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     images = data.train.images.to(device)
     results = []
     for k in args.k:
-        config = TrainConfig.for_method("vae" if k == 1 else "iwae", k=k, dataset=args.data, latent_dim=args.latent,
-                                        hidden=args.hidden, batch_size=args.batch, device=str(device))
+        config = TrainConfig.for_method(
+            "vae" if k == 1 else "iwae",
+            k=k,
+            dataset=args.data,
+            latent_dim=args.latent,
+            hidden=args.hidden,
+            batch_size=args.batch,
+            device=str(device),
+        )
         step = pythae_step(config, images, device)
         results.append({"k": k, **dataclasses.asdict(measure(step, device, args.seconds))})
     print(json.dumps({"rows": results}))

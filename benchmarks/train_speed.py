@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from iwavb.config import METHODS, TrainConfig, method_name
-from iwavb.data import DataSplits
-from iwavb.device import configure_cpu_threads, device_description, resolve_device
-from iwavb.trainer import Trainer
+from iwavb.core.config import METHODS, method_name
+from iwavb.data.splits import DataSplits
+from iwavb.training.config import TrainConfig
+from iwavb.training.device import configure_cpu_threads, device_description, resolve_device
+from iwavb.training.trainer import Trainer
 
 from .measure import matmul_flops_per_s, measure
 from .variants import CUDA_VARIANTS, VARIANTS
@@ -65,9 +66,10 @@ def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: f
     try:
         with ExitStack() as stack:
             step = VARIANTS[variant](trainer, stack)
-            figures = measure(step, trainer.device, seconds, count_flops=eager,
-                              track_memory=eager or trainer.device.type == "cuda")
-    except Exception as err:  # noqa: BLE001  (compile and CUDA graphs may fail: report, go on)
+            figures = measure(
+                step, trainer.device, seconds, count_flops=eager, track_memory=eager or trainer.device.type == "cuda"
+            )
+    except Exception as err:
         return dataclasses.replace(row, note=f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
     return Row(row.family, row.method, row.k, variant, **dataclasses.asdict(figures))
 
@@ -75,10 +77,27 @@ def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: f
 def measure_pythae(args: argparse.Namespace, config: TrainConfig) -> Row:
     """pythae's IWAE with the settings of `config`, run by the benchmark venv's Python (`pythae_iwae`)."""
     row = Row(config.family, config.method, config.k, "pythae")
-    command = [str(args.pythae_venv / "bin" / "python"), "-m", "benchmarks.pythae_iwae", "--k", str(config.k),
-               "--data", args.data, "--batch", str(config.batch_size), "--latent", str(config.latent_dim),
-               "--hidden", str(config.hidden), "--seconds", str(args.seconds),
-               "--threads", str(torch.get_num_threads()), "--device", config.device]
+    command = [
+        str(args.pythae_venv / "bin" / "python"),
+        "-m",
+        "benchmarks.pythae_iwae",
+        "--k",
+        str(config.k),
+        "--data",
+        args.data,
+        "--batch",
+        str(config.batch_size),
+        "--latent",
+        str(config.latent_dim),
+        "--hidden",
+        str(config.hidden),
+        "--seconds",
+        str(args.seconds),
+        "--threads",
+        str(torch.get_num_threads()),
+        "--device",
+        config.device,
+    ]
     command += ["--data-root", str(args.data_root)] if args.data_root else []
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -98,9 +117,16 @@ def cases(args: argparse.Namespace, device: torch.device, pythae: bool) -> list[
             for q in ("gaussian", "implicit"):
                 if method_name(q, k) not in args.methods:
                     continue
-                config = TrainConfig.for_method(method_name(q, k), k=k, dataset=args.data, latent_dim=args.latent,
-                                                family=family, hidden=args.hidden, batch_size=args.batch,
-                                                device=str(device))
+                config = TrainConfig.for_method(
+                    method_name(q, k),
+                    k=k,
+                    dataset=args.data,
+                    latent_dim=args.latent,
+                    family=family,
+                    hidden=args.hidden,
+                    batch_size=args.batch,
+                    device=str(device),
+                )
                 out += [(config, v) for v in args.variants if v != "looped" or k > 1]
                 out += [(config, "pythae")] if pythae and family == "mlp" and q == "gaussian" else []
     return out
@@ -110,8 +136,9 @@ def run_cases(args: argparse.Namespace, todo: list[tuple[TrainConfig, str]], dat
     """Every case, `--rounds` times (every other round in reverse order), keeping each case's fastest round."""
     best: dict[tuple[str, str, int, str], Row] = {}
     rounds = [todo if r % 2 == 0 else todo[::-1] for r in range(args.rounds)]
-    for config, variant in tqdm([case for cases_ in rounds for case in cases_], desc="cases", unit="case",
-                                file=sys.stderr):
+    for config, variant in tqdm(
+        [case for cases_ in rounds for case in cases_], desc="cases", unit="case", file=sys.stderr
+    ):
         if variant == "pythae":
             row = measure_pythae(args, config)
         else:
@@ -125,8 +152,12 @@ def run_cases(args: argparse.Namespace, todo: list[tuple[TrainConfig, str]], dat
 def with_shared_flops(rows: list[Row]) -> list[Row]:
     """Compiled and graphed steps do the vectorised step's work: give them its FLOP count."""
     counted = {(r.family, r.method, r.k): r.flops_per_step for r in rows if r.variant == "vectorised"}
-    return [dataclasses.replace(r, flops_per_step=counted.get((r.family, r.method, r.k)))
-            if r.flops_per_step is None and r.variant in ("compile", "cuda-graph") else r for r in rows]
+    return [
+        dataclasses.replace(r, flops_per_step=counted.get((r.family, r.method, r.k)))
+        if r.flops_per_step is None and r.variant in ("compile", "cuda-graph")
+        else r
+        for r in rows
+    ]
 
 
 def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
@@ -134,65 +165,117 @@ def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
     order = [*VARIANTS, "pythae"]
     rows = sorted(rows, key=lambda r: (r.family, r.k, METHODS.index(r.method), order.index(r.variant)))
     base = {(r.family, r.method, r.k): r.steps_per_s for r in rows if r.variant == "vectorised"}
-    head = ["family", "method", "K", "variant", "steps/s", "ms/step", "GFLOP/step", "% of FLOP bound", "peak MiB",
-            "× vectorised", *(["host syncs"] if cuda else []), "note"]
+    head = [
+        "family",
+        "method",
+        "K",
+        "variant",
+        "steps/s",
+        "ms/step",
+        "GFLOP/step",
+        "% of FLOP bound",
+        "peak MiB",
+        "× vectorised",
+        *(["host syncs"] if cuda else []),
+        "note",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
+
+    def fmt(value: float | int | None, spec: str) -> str:
+        return "–" if value is None else format(value, spec)
+
     for r in rows:
         rate, flops = r.steps_per_s, r.flops_per_step
         ceiling = gemm.get("bfloat16" if r.variant == "amp" else "float32", gemm["float32"])
         bound = 100 * rate * flops / ceiling if rate and flops else None
-        versus = rate / base[(r.family, r.method, r.k)] if rate and base.get((r.family, r.method, r.k)) else None
-        cells = [r.family, r.method, str(r.k), r.variant, fmt(rate, ".1f"), fmt(rate and 1000 / rate, ".1f"),
-                 fmt(flops and flops / 1e9, ".3f"), fmt(bound, ".0f"), fmt(r.peak_bytes and r.peak_bytes / 2**20, ".1f"),
-                 fmt(versus, ".2f"), *([fmt(r.host_syncs, "d")] if cuda else []), r.note]
+        reference = base.get((r.family, r.method, r.k))
+        versus = rate / reference if rate and reference else None
+        cells = [
+            r.family,
+            r.method,
+            str(r.k),
+            r.variant,
+            fmt(rate, ".1f"),
+            fmt(rate and 1000 / rate, ".1f"),
+            fmt(flops and flops / 1e9, ".3f"),
+            fmt(bound, ".0f"),
+            fmt(r.peak_bytes and r.peak_bytes / 2**20, ".1f"),
+            fmt(versus, ".2f"),
+            *([fmt(r.host_syncs, "d")] if cuda else []),
+            r.note,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def header(meta: dict) -> str:
-    gemm = ", ".join(f"{v / 1e9:.1f} GFLOP/s {k} (start {meta['gemm_start'][k] / 1e9:.1f}, end "
-                     f"{meta['gemm_end'][k] / 1e9:.1f})" for k, v in meta["gemm_flops_per_s"].items())
-    load = lambda t: "/".join(f"{v:.2f}" for v in t)  # noqa: E731
-    return "\n".join([
-        f"command: `{meta['command']}` ({meta['date']})",
-        f"device: {meta['device']}, torch {meta['torch']}; data: {meta['data']}",
-        f"batch {meta['batch']}, l = {meta['latent']}, {meta['seconds']} s per case, best of {meta['rounds']} "
-        f"round(s); GEMM ceiling: {gemm}",
-        f"load average (1/5/15 min, {meta['cpu_count']} cores): before {load(meta['load_before'])}, "
-        f"after {load(meta['load_after'])}",
-        meta["pythae"],
-    ])
+    gemm = ", ".join(
+        f"{v / 1e9:.1f} GFLOP/s {k} (start {meta['gemm_start'][k] / 1e9:.1f}, end {meta['gemm_end'][k] / 1e9:.1f})"
+        for k, v in meta["gemm_flops_per_s"].items()
+    )
+
+    def load(averages: tuple[float, ...]) -> str:
+        return "/".join(f"{v:.2f}" for v in averages)
+
+    return "\n".join(
+        [
+            f"command: `{meta['command']}` ({meta['date']})",
+            f"device: {meta['device']}, torch {meta['torch']}; data: {meta['data']}",
+            f"batch {meta['batch']}, l = {meta['latent']}, {meta['seconds']} s per case, best of {meta['rounds']} "
+            f"round(s); GEMM ceiling: {gemm}",
+            f"load average (1/5/15 min, {meta['cpu_count']} cores): before {load(meta['load_before'])}, "
+            f"after {load(meta['load_after'])}",
+            meta["pythae"],
+        ]
+    )
 
 
-def choice_list(choices: tuple[str, ...]):  # noqa: ANN201
+def choice_list(choices: tuple[str, ...]):
     def parse(text: str) -> tuple[str, ...]:
         items = tuple(text.split(","))
         unknown = [i for i in items if i not in choices]
         if unknown:
             raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; choose from {', '.join(choices)}")
         return items
+
     return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.split("\n\n")[0],
-                                epilog="README.md in benchmarks/ explains the columns.")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_speed",
+        description=__doc__.split("\n\n")[0],
+        epilog="README.md in benchmarks/ explains the columns.",
+    )
     add_workload_arguments(p)
-    p.add_argument("--family", choices=("auto", "mlp", "conv", "all"), default="auto",
-                   help="networks (default auto: mlp, and conv too on a GPU; conv runs ~0.1 steps/s at K = 1 "
-                        "on a 2-core CPU)")
+    p.add_argument(
+        "--family",
+        choices=("auto", "mlp", "conv", "all"),
+        default="auto",
+        help="networks (default auto: mlp, and conv too on a GPU; conv runs ~0.1 steps/s at K = 1 on a 2-core CPU)",
+    )
     p.add_argument("--methods", type=choice_list(METHODS), default=METHODS, help="default: vae,iwae,avb,iwavb")
     p.add_argument("--k", type=parse_k_list, default=None, help="importance samples (default: 1,5,10)")
-    p.add_argument("--variants", type=choice_list(tuple(VARIANTS)), default=None,
-                   help=f"ways to run the step, from {', '.join(VARIANTS)} "
-                   f"(default: vectorised,looped, plus {','.join(CUDA_VARIANTS)} on CUDA)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="measure every case this many times, interleaved, and keep the fastest (default: 1)")
+    p.add_argument(
+        "--variants",
+        type=choice_list(tuple(VARIANTS)),
+        default=None,
+        help=f"ways to run the step, from {', '.join(VARIANTS)} "
+        f"(default: vectorised,looped, plus {','.join(CUDA_VARIANTS)} on CUDA)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every case this many times, interleaved, and keep the fastest (default: 1)",
+    )
     p.add_argument("--no-pythae", action="store_true", help="leave out pythae's IWAE")
     p.add_argument("--pythae-venv", type=Path, default=VENV, help=f"venv with pythae (default: {VENV})")
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_SECONDS} s per case and K = 1, 10, unless --seconds or --k say otherwise")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_SECONDS} s per case and K = 1, 10, unless --seconds or --k say otherwise",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     p.set_defaults(seconds=None)
     args = p.parse_args(argv)
@@ -220,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_pythae:
         pythae_note = "pythae: left out (--no-pythae)"
     elif has_venv:
-        pythae_note = f"pythae {PYTHAE} IWAE: its model and loss on this project's networks, same batches and fused Adam"
+        pythae_note = (
+            f"pythae {PYTHAE} IWAE: its model and loss on this project's networks, same batches and fused Adam"
+        )
     else:
         pythae_note = f"pythae skipped: no venv at {args.pythae_venv}; to include it: {VENV_HELP}"
     data, data_note = benchmark_data(args.data, args.data_root)
@@ -233,10 +318,21 @@ def main(argv: list[str] | None = None) -> int:
     gemm = {d: max(gemm_start[d], gemm_end[d]) for d in gemm_start}  # the better of the two: a ceiling
     meta = {
         "command": " ".join(["python -m benchmarks.train_speed", *(sys.argv[1:] if argv is None else argv)]),
-        "date": time.strftime("%Y-%m-%d %H:%M"), "device": device_description(device), "torch": torch.__version__,
-        "data": data_note, "batch": args.batch, "latent": args.latent, "seconds": args.seconds,
-        "rounds": args.rounds, "gemm_flops_per_s": gemm, "gemm_start": gemm_start, "gemm_end": gemm_end,
-        "cpu_count": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(), "pythae": pythae_note,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "device": device_description(device),
+        "torch": torch.__version__,
+        "data": data_note,
+        "batch": args.batch,
+        "latent": args.latent,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "gemm_flops_per_s": gemm,
+        "gemm_start": gemm_start,
+        "gemm_end": gemm_end,
+        "cpu_count": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "pythae": pythae_note,
     }
     rows = with_shared_flops(rows)
     print(header(meta) + "\n\n" + table(rows, gemm, device.type == "cuda"))

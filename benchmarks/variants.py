@@ -20,34 +20,45 @@ from unittest import mock
 
 import torch
 
-import iwavb.trainer
-from iwavb.bounds import DiscriminatorLoss, LogWeights, discriminator_loss, log_weights
-from iwavb.model import LatentVariableModel
-from iwavb.nets import Discriminator, XPart
-from iwavb.trainer import Trainer
+import iwavb.training.trainer
+from iwavb.core.bounds import DiscriminatorLoss, LogWeights, discriminator_loss, log_weights
+from iwavb.core.model import LatentVariableModel
+from iwavb.core.nets import Discriminator, XPart
+from iwavb.training.trainer import Trainer
 
 from .measure import Step
 
 
-def looped_log_weights(model: LatentVariableModel, x: torch.Tensor, k: int,
-                       generator: torch.Generator | None = None, disc_x_part: XPart | None = None) -> LogWeights:
+def looped_log_weights(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    disc_x_part: XPart | None = None,
+) -> LogWeights:
     """K separate one-sample passes, stacked: the same log-weights (B, K) in distribution."""
     parts = [log_weights(model, x, 1, generator, disc_x_part) for _ in range(k)]
     return LogWeights(*(torch.cat([getattr(p, f.name) for p in parts], dim=1) for f in dataclasses.fields(LogWeights)))
 
 
-def looped_discriminator_loss(discriminator: Discriminator, x: torch.Tensor, z_q: torch.Tensor,
-                              generator: torch.Generator | None = None, x_part: XPart | None = None
-                              ) -> DiscriminatorLoss:
+def looped_discriminator_loss(
+    discriminator: Discriminator,
+    x: torch.Tensor,
+    z_q: torch.Tensor,
+    generator: torch.Generator | None = None,
+    x_part: XPart | None = None,
+) -> DiscriminatorLoss:
     """(2.14) one sample at a time: the mean over k of the per-k losses equals the mean over (B, K)."""
     parts = [discriminator_loss(discriminator, x, z_q[:, i : i + 1], generator, x_part) for i in range(z_q.shape[1])]
-    return DiscriminatorLoss(torch.stack([p.loss for p in parts]).mean(), torch.stack([p.accuracy for p in parts]).mean())
+    return DiscriminatorLoss(
+        torch.stack([p.loss for p in parts]).mean(), torch.stack([p.accuracy for p in parts]).mean()
+    )
 
 
 def _swap_objectives(stack: ExitStack, weights_fn: Callable, disc_fn: Callable) -> None:
     """Make the trainer's step call these in place of `log_weights` and `discriminator_loss`."""
-    stack.enter_context(mock.patch.object(iwavb.trainer, "log_weights", weights_fn))
-    stack.enter_context(mock.patch.object(iwavb.trainer, "discriminator_loss", disc_fn))
+    stack.enter_context(mock.patch.object(iwavb.training.trainer, "log_weights", weights_fn))
+    stack.enter_context(mock.patch.object(iwavb.training.trainer, "discriminator_loss", disc_fn))
 
 
 def vectorised(trainer: Trainer, stack: ExitStack) -> Step:
@@ -61,9 +72,11 @@ def looped(trainer: Trainer, stack: ExitStack) -> Step:
 
 def amp(trainer: Trainer, stack: ExitStack) -> Step:
     """bfloat16 autocast around the whole step (no loss scaling needed, unlike float16)."""
+
     def step() -> object:
         with torch.autocast(trainer.device.type, dtype=torch.bfloat16):
             return trainer.train_step()
+
     return step
 
 
@@ -98,6 +111,11 @@ def cuda_graph(trainer: Trainer, stack: ExitStack) -> Step:
 
 
 Builder = Callable[[Trainer, ExitStack], Step]
-VARIANTS: dict[str, Builder] = {"vectorised": vectorised, "looped": looped, "amp": amp, "compile": compiled,
-                                "cuda-graph": cuda_graph}
+VARIANTS: dict[str, Builder] = {
+    "vectorised": vectorised,
+    "looped": looped,
+    "amp": amp,
+    "compile": compiled,
+    "cuda-graph": cuda_graph,
+}
 CUDA_VARIANTS = ("amp", "compile", "cuda-graph")  # added by default on a GPU

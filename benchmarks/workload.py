@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from iwavb.data import DataError, DataSplits, Split, load_dataset
+from iwavb.data.loading import DataError, load_dataset
+from iwavb.data.splits import DataSplits, Split
 
 SYNTHETIC_IMAGES = 10_000  # random images stand in when a data set's files are missing: speed is the same
 
@@ -26,8 +27,12 @@ def benchmark_data(name: str, data_root: Path | None) -> tuple[DataSplits, str]:
 
 def add_workload_arguments(p: argparse.ArgumentParser) -> None:
     """Options that this project's run and pythae's run must share so that they time the same work."""
-    p.add_argument("--data", default="mnist", choices=("mnist", "fashion", "omniglot", "toy"),
-                   help="data set (default: mnist; random images of its shape when its files are missing)")
+    p.add_argument(
+        "--data",
+        default="mnist",
+        choices=("mnist", "fashion", "omniglot", "toy"),
+        help="data set (default: mnist; random images of its shape when its files are missing)",
+    )
     p.add_argument("--data-root", type=Path, default=None, help="folder of the data sets (default: IWAVB_DATA_ROOT)")
     p.add_argument("--batch", type=int, default=128, help="batch size (default: 128)")
     p.add_argument("--latent", type=int, default=8, help="latent size l (default: 8)")

@@ -2,16 +2,19 @@
 
 import streamlit as st
 
-from iwavb.catalog import delete_run, list_entries, pretrained_dir
-from iwavb.runs import runs_dir
-from pages.parts import common
+from iwavb import settings
+from iwavb.artefacts.catalog import delete_run, list_entries
 from pages.parts.checkpoint_parts import checkpoint_table, details
-
-common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
+from pages.parts.messages import friendly_errors
+from pages.parts.navigation import open_page
+from pages.parts.runs import checkpoint_spec
+from pages.parts.session import start_job
 
 st.title("Checkpoints")
-st.caption(f"Curated models in `{pretrained_dir()}` and your own runs in `{runs_dir()}` (saved from the Train page "
-           "or `python -m iwavb train`). Loading never executes code: checkpoints are safetensors files.")
+st.caption(
+    f"Curated models in `{settings.pretrained_dir()}` and your own runs in `{settings.runs_dir()}` (saved from the "
+    "Train page or `python -m iwavb train`). Loading never executes code: checkpoints are safetensors files."
+)
 
 entries = list_entries()
 if not entries:
@@ -21,24 +24,34 @@ if not entries:
 st.dataframe(checkpoint_table(entries), hide_index=True, width="stretch")
 by_id = {f"{e.source}/{e.path.name}": e for e in entries}
 readable_first = next((i for i, e in enumerate(entries) if e.error is None), 0)
-chosen = st.selectbox("checkpoint", list(by_id), index=readable_first, key="file", bind="query-params",
-                      format_func=lambda i: f"{by_id[i].title} ({by_id[i].source})")
+chosen = st.selectbox(
+    "checkpoint",
+    list(by_id),
+    index=readable_first,
+    key="file",
+    bind="query-params",
+    format_func=lambda i: f"{by_id[i].title} ({by_id[i].source})",
+)
 entry = by_id[chosen]
 
 actions = st.columns(2)
-readable = entry.error is None and entry.config is not None
-if readable and actions[0].button("Open on the Train page", type="primary", width="stretch",
-                                  help="Loads it as this session's run; Compare and Posteriors can use it too"):
-    common.start_job("train", [common.checkpoint_spec(entry.path, entry.config, entry.title)])
-    common.open_page("train")
+config = entry.config  # None when the file cannot be read
+if config is not None and actions[0].button(
+    "Open on the Train page",
+    type="primary",
+    width="stretch",
+    help="Loads it as this session's run; Compare and Posteriors can use it too",
+):
+    start_job("train", [checkpoint_spec(entry)])
+    open_page("train")
 if entry.deletable:
     with actions[1].popover("Delete this run", width="stretch"):
         st.write(f"Delete `{entry.path.name}` from your runs? This cannot be undone.")
         if st.button("Delete", type="primary"):
             delete_run(entry.path)
             st.rerun()
-if readable:
-    with common.friendly_errors(f"Could not show {entry.path.name}"):
-        details(entry)
+if config is not None:
+    with friendly_errors(f"Could not show {entry.path.name}"):
+        details(entry, config)
 else:
     st.error(entry.error or f"{entry.path}: its configuration is missing or invalid")

@@ -2,23 +2,27 @@
 
 import streamlit as st
 
-from pages.parts.common import leave_old_multipage_mode, see_it_work
-
-leave_old_multipage_mode()  # a first visitor may land here before app.py has run
+from pages.parts.runs import see_it_work
 
 st.title("IWAVB Lab")
-st.markdown("Four ways to fit a deep latent-variable model **p(x, z) = p(x|z) p(z)**, and they are "
-            "**one formula**: average K importance weights of samples from an approximate posterior q(z|x).")
+st.markdown(
+    "Four ways to fit a deep latent-variable model **p(x, z) = p(x|z) p(z)**, and they are "
+    "**one formula**: average K importance weights of samples from an approximate posterior q(z|x)."
+)
 
 left, right = st.columns([1, 2])
 if left.button("See it work", icon=":material/play_arrow:", type="primary", width="stretch"):
     see_it_work()
-right.markdown("Loads a pretrained model (or trains IWAVB on the toy data for a few seconds when none is "
-               "installed) and opens it on the **Train** page. Then try **Compare** for the four side by side "
-               "and **Posteriors** for what q and the importance weights look like.")
+right.markdown(
+    "Loads a pretrained model (or trains IWAVB on the toy data for a few seconds when none is "
+    "installed) and opens it on the **Train** page. Then try **Compare** for the four side by side "
+    "and **Posteriors** for what q and the importance weights look like."
+)
 
-st.latex(r"\mathcal{L}_K(x) \;=\; \mathbb{E}_{z_1..z_K \sim q(z|x)}\Big[\log \frac{1}{K}\sum_{k=1}^{K} w_k\Big]"
-         r"\;\le\; \log p(x) \qquad (2.9),\ (3.1)")
+st.latex(
+    r"\mathcal{L}_K(x) \;=\; \mathbb{E}_{z_1..z_K \sim q(z|x)}\Big[\log \frac{1}{K}\sum_{k=1}^{K} w_k\Big]"
+    r"\;\le\; \log p(x) \qquad (2.9),\ (3.1)"
+)
 
 st.subheader("The 2 × 2 grid")
 grid = {
@@ -47,8 +51,12 @@ for q, (formula, note) in weights.items():
             st.markdown(f"{what}  \nequations {eqs}")
 
 st.subheader("The discriminator T (implicit q only)")
-st.latex(r"\max_T\; \mathbb{E}_{z \sim q(z|x)}\big[\log \sigma(T(x,z))\big] + "
-         r"\mathbb{E}_{z \sim p(z)}\big[\log(1-\sigma(T(x,z)))\big] \qquad (2.14)")
-st.markdown("At its optimum **T\\* = log q(z|x) − log p(z)**, so the implicit-q weights above equal the Gaussian "
-            "ones. While T is not optimal the training value is only an *objective (uses T)*, not a bound: it can "
-            "read better than any real model could. Models are judged by log-likelihoods that do not use T.")
+st.latex(
+    r"\max_T\; \mathbb{E}_{z \sim q(z|x)}\big[\log \sigma(T(x,z))\big] + "
+    r"\mathbb{E}_{z \sim p(z)}\big[\log(1-\sigma(T(x,z)))\big] \qquad (2.14)"
+)
+st.markdown(
+    "At its optimum **T\\* = log q(z|x) − log p(z)**, so the implicit-q weights above equal the Gaussian "
+    "ones. While T is not optimal the training value is only an *objective (uses T)*, not a bound: it can "
+    "read better than any real model could. Models are judged by log-likelihoods that do not use T."
+)

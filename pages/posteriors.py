@@ -3,45 +3,59 @@ and the importance weights of K samples with their effective sample size."""
 
 import streamlit as st
 
-from iwavb.plots import image_rows_figure, posterior_figure, weights_figure
-from iwavb.config import DATASETS, Q_KINDS, objective_label
-from iwavb.views import display_points, image_shape, posterior_view
-from pages.parts import common
-
-common.leave_old_multipage_mode()  # a first visitor may land here before app.py has run
+from iwavb.app.plots import image_rows_figure, posterior_figure, weights_figure
+from iwavb.app.views import display_points, image_shape, posterior_view
+from iwavb.core.config import Q_KINDS, objective_label
+from pages.parts.loads import dataset as load_data
+from pages.parts.models import checkpoint_models, session_models
+from pages.parts.widgets import URL, dataset_select
 
 NONE = "(none)"
 
 st.title("Posteriors")
 with st.sidebar:
     st.header("Settings")
-    dataset = st.selectbox("data set", DATASETS, key="data", **common.URL)
-choices = [m for m in common.session_models() + common.checkpoint_models()
-           if m.config.latent_dim == 2 and m.config.dataset == dataset]
+    dataset = dataset_select()
+choices = [
+    m for m in session_models() + checkpoint_models() if m.config.latent_dim == 2 and m.config.dataset == dataset
+]
 by_q = {q: [m for m in choices if m.config.q == q] for q in Q_KINDS}
 with st.sidebar:
-    picked = {q: st.selectbox(f"{q} q model", [NONE, *[m.label for m in by_q[q]]], index=1 if by_q[q] else 0,
-                              key=f"{q}_model_{dataset}") for q in by_q}  # per data set: a switch picks anew
-    point = st.number_input("test point", 0, 3 if dataset == "toy" else 9_999, 0, key="point", **common.URL)
-    k = st.slider("K (importance samples)", 1, 100, 10, key="k", **common.URL)
-    seed = st.number_input("draw (seed)", 0, 10_000, 0, key="draw", **common.URL, help="a new draw of q's samples")
+    picked = {
+        q: st.selectbox(
+            f"{q} q model", [NONE, *[m.label for m in by_q[q]]], index=1 if by_q[q] else 0, key=f"{q}_model_{dataset}"
+        )
+        for q in by_q
+    }  # per data set: a switch picks anew
+    point = st.number_input("test point", 0, 3 if dataset == "toy" else 9_999, 0, key="point", **URL)
+    k = st.slider("K (importance samples)", 1, 100, 10, key="k", **URL)
+    seed = st.number_input("draw (seed)", 0, 10_000, 0, key="draw", **URL, help="a new draw of q's samples")
 
 models = [next(m for m in by_q[q] if m.label == label) for q, label in picked.items() if label != NONE]
 if not models:
-    st.info(f"No model with latent size 2 on the {dataset} data yet. Train one on the **Train** page (l = 2), "
-            "train the four on **Compare**, or load a checkpoint on **Checkpoints**.")
+    st.info(
+        f"No model with latent size 2 on the {dataset} data yet. Train one on the **Train** page (l = 2), "
+        "train the four on **Compare**, or load a checkpoint on **Checkpoints**."
+    )
     st.stop()
 
-data = common.dataset(dataset)
+data = load_data(dataset)
 images, labels = display_points(data, point + 1)
 if point >= len(images):  # the widget's limit is a round number; the test sets differ (and previews are fewer)
     st.error(f"The {dataset} test points here are numbered 0 to {len(images) - 1}: choose one of those.")
     st.stop()
-x_image = images[point:point + 1]
+x_image = images[point : point + 1]
 left, _ = st.columns([1, 3])
-left.plotly_chart(image_rows_figure([(f"point {point}", x_image.numpy())], image_shape(data.data_dim),
-                                    f"The test point (label {data.label_names[int(labels[point])]})", width_px=160),
-                  key="point_image", config={"displayModeBar": False})
+left.plotly_chart(
+    image_rows_figure(
+        [(f"point {point}", x_image.numpy())],
+        image_shape(data.data_dim),
+        f"The test point (label {data.label_names[int(labels[point])]})",
+        width_px=160,
+    ),
+    key="point_image",
+    config={"displayModeBar": False},
+)
 x = (x_image[0] > 0.5).float()  # the binary point whose posterior is drawn
 
 cols = st.columns(2)  # always two: one model takes half the width, so its square plane stays readable
@@ -49,25 +63,32 @@ for col, choice in zip(cols, models):
     try:
         with choice.model() as model:
             view = posterior_view(model, x, k, seed=int(seed))
-    except Exception as err:  # noqa: BLE001  a bad checkpoint or model: a message, not a traceback
+    except Exception as err:
         col.error(f"{choice.label}: {err}")
         continue
     with col:
         name = choice.config.method.upper()
-        st.plotly_chart(posterior_figure(view, f"{name}: true p(z|x) (grey) and q's samples (blue)"),
-                        key=f"posterior_{choice.config.q}")
+        st.plotly_chart(
+            posterior_figure(view, f"{name}: true p(z|x) (grey) and q's samples (blue)"),
+            key=f"posterior_{choice.config.q}",
+        )
         a, b, c = st.columns(3)
         a.metric("exact log p(x)", f"{view.log_px:.3f}")
-        b.metric(f"{objective_label(choice.config.q)}, K = {k}", f"{view.bound:.3f}",
-                 help="Of this one draw of K samples: a single draw can land above log p(x); averaged over "
-                      "draws, a bound stays below it.")
+        b.metric(
+            f"{objective_label(choice.config.q)}, K = {k}",
+            f"{view.bound:.3f}",
+            help="Of this one draw of K samples: a single draw can land above log p(x); averaged over "
+            "draws, a bound stays below it.",
+        )
         c.metric("effective sample size", f"{view.ess:.1f} of {k}")
         st.plotly_chart(weights_figure(view, f"{name}: the K importance weights"), key=f"weights_{choice.config.q}")
         st.caption(choice.label)
 
-st.markdown("**How to read this.** The grey cloud is the true posterior of each model's own decoder, computed on a "
-            "grid. The blue dots are q's guesses. The red circles are K samples as one bound evaluation sees them, "
-            "sized by their importance weight: IWAE and IWAVB average these weights, so samples where the true "
-            "posterior is dense count most. The effective sample size (Σw)² / Σw² says how many samples really "
-            "contribute: near K when q matches the posterior, near 1 when one sample dominates. For an implicit q "
-            "the weights use T in place of log q − log p.")
+st.markdown(
+    "**How to read this.** The grey cloud is the true posterior of each model's own decoder, computed on a "
+    "grid. The blue dots are q's guesses. The red circles are K samples as one bound evaluation sees them, "
+    "sized by their importance weight: IWAE and IWAVB average these weights, so samples where the true "
+    "posterior is dense count most. The effective sample size (Σw)² / Σw² says how many samples really "
+    "contribute: near K when q matches the posterior, near 1 when one sample dominates. For an implicit q "
+    "the weights use T in place of log q − log p."
+)

@@ -12,8 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.measure import MatmulFlops, PeakTensorMemory
 from benchmarks.train_speed import main
 from benchmarks.variants import VARIANTS
-from iwavb.config import TrainConfig
-from iwavb.trainer import Trainer
+from iwavb.training.config import TrainConfig
+from iwavb.training.trainer import Trainer
 
 
 @pytest.mark.parametrize("method", ["vae", "iwae", "avb", "iwavb"])
@@ -42,15 +42,36 @@ def test_peak_tensor_memory_counts_live_storages_once():
 def test_benchmark_reports_every_method_with_its_looped_baseline(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
-        code = main(["--data", "toy", "--latent", "2", "--k", "1,3", "--seconds", "0.02", "--threads", "1",
-                     "--no-pythae", "--json", str(tmp_path / "speed.json")])
+        code = main(
+            [
+                "--data",
+                "toy",
+                "--latent",
+                "2",
+                "--k",
+                "1,3",
+                "--seconds",
+                "0.02",
+                "--threads",
+                "1",
+                "--no-pythae",
+                "--json",
+                str(tmp_path / "speed.json"),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0
     rows = json.loads((tmp_path / "speed.json").read_text())["rows"]
     by_case = {(r["method"], r["variant"]): r for r in rows}
-    assert set(by_case) == {("vae", "vectorised"), ("avb", "vectorised"), ("iwae", "vectorised"),
-                            ("iwavb", "vectorised"), ("iwae", "looped"), ("iwavb", "looped")}
+    assert set(by_case) == {
+        ("vae", "vectorised"),
+        ("avb", "vectorised"),
+        ("iwae", "vectorised"),
+        ("iwavb", "vectorised"),
+        ("iwae", "looped"),
+        ("iwavb", "looped"),
+    }
     assert all(r["steps_per_s"] > 0 and r["flops_per_step"] > 0 and r["peak_bytes"] > 0 for r in rows)
     assert all(r["mean_steps_per_s"] <= r["steps_per_s"] for r in rows)  # the best chunk bounds the mean
     for method in ("iwae", "iwavb"):  # the naive loop recomputes the x-features for every sample

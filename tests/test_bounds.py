@@ -1,4 +1,4 @@
-"""The one formula against cases with known answers (REFERENCE.md: 'Both are testable facts')."""
+"""The one formula against cases with known answers (docs/background.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from iwavb.bounds import (discriminator_loss, effective_sample_size, frozen_discriminator, iw_bound, log_weights)
-from iwavb.config import ModelConfig
-from iwavb.model import LatentVariableModel, log_prior
-from iwavb.nets import Discriminator
+from iwavb.core.bounds import discriminator_loss, effective_sample_size, frozen_discriminator, iw_bound, log_weights
+from iwavb.core.config import ModelConfig
+from iwavb.core.model import LatentVariableModel, log_prior
+from iwavb.core.nets import Discriminator
 
 
 def gaussian_model(latent_dim: int = 4, data_dim: int = 20, hidden: int = 32) -> LatentVariableModel:

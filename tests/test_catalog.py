@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from app_folders import empty_folders
-from iwavb.catalog import SavedEstimate, delete_run, eval_log_px, find_four, list_entries
-from iwavb.config import TrainConfig
-from iwavb.evaluate import EvalResult, write_eval_result
-from iwavb.trainer import Trainer
+
+from iwavb.artefacts.catalog import SavedEstimate, delete_run, eval_log_px, find_four, list_entries
+from iwavb.evaluation.evaluate import EvalResult, write_eval_result
+from iwavb.training.config import TrainConfig
+from iwavb.training.trainer import Trainer
 
 
 def save_toy(folder, method: str, name: str | None = None):
@@ -30,18 +30,30 @@ def test_pretrained_come_first_with_their_manifest_description_and_bad_files_car
     pretrained, runs = folders
     save_toy(pretrained, "avb", "toy-avb")
     config = TrainConfig.for_method("avb", dataset="toy", latent_dim=2)
-    (pretrained / "manifest.json").write_text(json.dumps({"checkpoints": [
-        {"name": "toy-avb", "description": "AVB on the toy data", "config": config.to_dict(),
-         "result": {"nll": [{"estimator": "grid", "nll": 1.40, "n_images": 1000}]}}]}))
+    (pretrained / "manifest.json").write_text(
+        json.dumps(
+            {
+                "checkpoints": [
+                    {
+                        "name": "toy-avb",
+                        "description": "AVB on the toy data",
+                        "config": config.to_dict(),
+                        "result": {"nll": [{"estimator": "grid", "nll": 1.40, "n_images": 1000}]},
+                    }
+                ]
+            }
+        )
+    )
     save_toy(runs, "vae")
     (runs / "broken.safetensors").write_bytes(b"\x00" * 20)
     entries = list_entries()
-    assert [(e.source, e.path.name) for e in entries][0] == ("pretrained", "toy-avb.safetensors")
+    assert next((e.source, e.path.name) for e in entries) == ("pretrained", "toy-avb.safetensors")
     assert entries[0].description == "AVB on the toy data" and not entries[0].deletable
     broken = next(e for e in entries if e.path.name == "broken.safetensors")
     assert broken.config is None and "broken.safetensors" in broken.error
     # from the manifest's result, with the images it was measured on (the default seed, 0)
-    assert eval_log_px(entries[0].path) == SavedEstimate(-1.40, "log p(x), grid on 1000 test images", 1000, 0)
+    saved = eval_log_px(entries[0].path)
+    assert saved == SavedEstimate(-1.40, "grid", 1000, 0, None) and saved.how == "log p(x), grid on 1000 test images"
 
 
 def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
@@ -51,7 +63,7 @@ def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
     for estimator, nll, n in (("is", 85.2, 1000), ("ais", 84.9, 500)):
         write_eval_result(path, evaluation(path, estimator, nll, n))
     saved = eval_log_px(path)  # AIS before IS; a seed other than the default is said (other images)
-    assert saved == SavedEstimate(-84.9, "log p(x), ais on 500 test images (seed 7)", 500, 7)
+    assert saved == SavedEstimate(-84.9, "ais", 500, 7, 1) and saved.how == "log p(x), ais on 500 test images (seed 7)"
     assert eval_log_px(path, step=1) == saved
     assert eval_log_px(path, step=2) is None  # measured at step 1: not of the weights at step 2
     path.with_suffix(".eval.json").write_text("{broken")
@@ -59,10 +71,25 @@ def test_an_evaluation_file_beside_a_run_gives_its_most_exact_nll(folders):
 
 
 def evaluation(path, estimator: str, nll: float, n_images: int) -> EvalResult:
-    return EvalResult(estimator=estimator, nll=nll, nll_se=0.1, n_images=n_images, seconds=1.0, seconds_per_1000=2.0,
-                      device="CPU", settings={"seed": 7}, method="iwae", dataset="toy", latent_dim=2,
-                      checkpoint=path.name,
-                      checkpoint_step=1, created="", library_version="", diagnostics={}, log_px=(-nll,) * n_images)
+    return EvalResult(
+        estimator=estimator,
+        nll=nll,
+        nll_se=0.1,
+        n_images=n_images,
+        seconds=1.0,
+        seconds_per_1000=2.0,
+        device="CPU",
+        settings={"seed": 7},
+        method="iwae",
+        dataset="toy",
+        latent_dim=2,
+        checkpoint=path.name,
+        checkpoint_step=1,
+        created="",
+        library_version="",
+        diagnostics={},
+        log_px=(-nll,) * n_images,
+    )
 
 
 def test_only_own_runs_can_be_deleted_and_their_evaluation_goes_too(folders):
@@ -88,8 +115,8 @@ def test_find_four_matches_data_latent_size_and_k(folders):
 
 
 def test_display_data_fall_back_to_the_shipped_previews(tmp_path, monkeypatch):
-    from iwavb.pretrained import previews_path
-    from iwavb.shared_data import cached_dataset, display_dataset
+    from iwavb.app.shared_data import cached_dataset, display_dataset
+    from iwavb.artefacts.pretrained import previews_path
 
     if not previews_path().exists():
         pytest.skip(f"no shipped previews at {previews_path()}")

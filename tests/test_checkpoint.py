@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from iwavb.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
-from iwavb.config import TrainConfig
-from iwavb.model import LatentVariableModel
-from iwavb.trainer import Trainer
+from iwavb.core.model import LatentVariableModel
+from iwavb.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from iwavb.training.config import TrainConfig
+from iwavb.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_save_and_load_are_bit_exact(trained):
 
 
 def test_resume_continues_the_run(trained):
-    trainer, path = trained
+    _trainer, path = trained
     resumed = Trainer.from_checkpoint(load_checkpoint(path), steps=250)
     records = list(resumed.run())
     assert [r.step for r in records] == [250]
@@ -93,8 +93,9 @@ def test_missing_file_and_newer_format(tmp_path, trained):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent.safetensors")
     trainer, _ = trained
-    path = save_checkpoint(tmp_path / "future.safetensors", trainer.config, trainer.model, 0, [],
-                           extra={"format_version": 99})
+    path = save_checkpoint(
+        tmp_path / "future.safetensors", trainer.config, trainer.model, 0, [], extra={"format_version": 99}
+    )
     with pytest.raises(CheckpointError, match="newer IWAVB Lab"):
         read_metadata(path)
 
@@ -108,7 +109,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, trained, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", disk_full)
-    with pytest.raises(CheckpointError, match="disk is full.*unchanged"):
+    with pytest.raises(CheckpointError, match=r"disk is full.*unchanged"):
         trainer.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.safetensors"]  # no temporary file left behind

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from iwavb.config import PAPER_DISC_LR, PAPER_LR, TrainConfig, method_grid_point, method_name
+from iwavb.core.config import method_grid_point, method_name
+from iwavb.training.config import PAPER_DISC_LR, PAPER_LR, TrainConfig
 
 
-@pytest.mark.parametrize("q,k,name", [("gaussian", 1, "vae"), ("gaussian", 5, "iwae"),
-                                      ("implicit", 1, "avb"), ("implicit", 10, "iwavb")])
+@pytest.mark.parametrize(
+    "q,k,name", [("gaussian", 1, "vae"), ("gaussian", 5, "iwae"), ("implicit", 1, "avb"), ("implicit", 10, "iwavb")]
+)
 def test_the_four_methods_are_a_grid(q, k, name):
     assert method_name(q, k) == name
     assert method_grid_point(name, k) == (q, k)

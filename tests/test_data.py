@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import require_data
-from iwavb.data import BatchSampler, DataError, binarize, load_dataset
 
-REAL = [("mnist", "MNIST", (55_000, 5_000, 10_000), 10),
-        ("fashion", "FashionMNIST", (55_000, 5_000, 10_000), 10),
-        ("omniglot", "omniglot-py", (22_460, 5_000, 5_000), 50)]
+from iwavb.data.loading import DataError, load_dataset
+from iwavb.data.splits import BatchSampler, binarize
+
+REAL = [
+    ("mnist", "MNIST", (55_000, 5_000, 10_000), 10),
+    ("fashion", "FashionMNIST", (55_000, 5_000, 10_000), 10),
+    ("omniglot", "omniglot-py", (22_460, 5_000, 5_000), 50),
+]
 
 
 @pytest.mark.parametrize("name,folder,sizes,classes", REAL, ids=[r[0] for r in REAL])

@@ -9,14 +9,15 @@ import weakref
 
 import pytest
 
-from iwavb.config import TrainConfig
-from iwavb.device_queue import DeviceQueue
-from iwavb.jobs import JobRegistry, RunSpec
+from iwavb.app.device_queue import DeviceQueue
+from iwavb.app.jobs import JobRegistry, RunSpec
+from iwavb.training.config import TrainConfig
 
 
 def toy(method: str = "avb", steps: int = 40, **settings) -> RunSpec:
-    config = TrainConfig.for_method(method, dataset="toy", latent_dim=2, steps=steps, log_every=10,
-                                    eval_every=steps, device="cpu", **settings)
+    config = TrainConfig.for_method(
+        method, dataset="toy", latent_dim=2, steps=steps, log_every=10, eval_every=steps, device="cpu", **settings
+    )
     return RunSpec(config)
 
 

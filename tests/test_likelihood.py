@@ -13,15 +13,29 @@ import pytest
 import torch
 
 from iwavb import cli
-from iwavb.ais import AISConfig, ais, annealing_schedule, model_ais_log_px
-from iwavb.checkpoint import CheckpointError, save_checkpoint
-from iwavb.config import ModelConfig, TrainConfig
-from iwavb.evaluate import (ESTIMATORS, EvalError, EvalSettings, eval_path, evaluate_checkpoint,
-                            read_eval_results)
-from iwavb.grid import posterior_grid
-from iwavb.importance import (Proposal, fit_proposal, importance_log_px, model_importance_log_px,
-                              proposal_log_weights)
-from iwavb.model import LatentVariableModel, log_prior
+from iwavb.cli import parser as cli_parser
+from iwavb.core.config import ModelConfig
+from iwavb.core.model import LatentVariableModel, log_prior
+from iwavb.evaluation.ais import AISConfig, ais, annealing_schedule, model_ais_log_px
+from iwavb.evaluation.evaluate import (
+    ESTIMATORS,
+    EvalError,
+    EvalSettings,
+    eval_path,
+    evaluate_checkpoint,
+    read_eval_results,
+)
+from iwavb.evaluation.grid import posterior_grid
+from iwavb.evaluation.importance import (
+    ISConfig,
+    Proposal,
+    fit_proposal,
+    importance_log_px,
+    model_importance_log_px,
+    proposal_log_weights,
+)
+from iwavb.training.checkpoint import CheckpointError, save_checkpoint
+from iwavb.training.config import TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -156,7 +170,7 @@ def test_grid_is_and_ais_agree_on_a_latent_size_2_gaussian_q_model():
     exact = posterior_grid(model, x, extent=7.0, resolution=401).log_px
     assert torch.allclose(posterior_grid(model, x).log_px, exact, atol=1e-3)  # the default grid is fine enough
     torch.manual_seed(0)
-    is_estimate = model_importance_log_px(model, x, k=5_000)
+    is_estimate = model_importance_log_px(model, x, ISConfig(k=5_000))
     config = AISConfig(chains=8, steps=200, leapfrog=5)
     # Per image: IS within 0.05 nats and AIS (from q or the prior) within 0.1; measured over 5 seeds:
     # IS at most 0.03, AIS from q at most 0.05, from the prior at most 0.08.
@@ -175,7 +189,7 @@ def test_ais_and_is_on_a_latent_size_2_implicit_q_model():
     assert (ais_estimate - exact).abs().max() < 0.15, ais_estimate - exact
     # IS with a Student-t fitted to a random (poor) q is a lower bound, here a loose one (measured: 0.5 to
     # 0.9 nats low on average): it must read below the truth, never above.
-    is_estimate = model_importance_log_px(model, x, k=5_000)
+    is_estimate = model_importance_log_px(model, x, ISConfig(k=5_000))
     assert is_estimate.mean() < exact.mean() - 0.1, is_estimate - exact
 
 
@@ -188,22 +202,26 @@ def test_estimates_are_reproducible_with_the_same_seed(tmp_path):
     other = evaluate_checkpoint(path, dataclasses.replace(settings, seed=4), write=False)
     assert other.log_px != first.log_px
     is_settings = EvalSettings(estimator="is", n_test=16, k=300, seed=3, device="cpu")
-    assert evaluate_checkpoint(path, is_settings, write=False).nll == evaluate_checkpoint(path, is_settings, write=False).nll
+    assert (
+        evaluate_checkpoint(path, is_settings, write=False).nll
+        == evaluate_checkpoint(path, is_settings, write=False).nll
+    )
 
 
 # -- checkpoints, the JSON beside them, the CLI -------------------------------------------------------------
 def toy_checkpoint(folder, q: str = "gaussian"):
     config = TrainConfig(dataset="toy", q=q, k=1, latent_dim=2, hidden=8, noise_dim=4, steps=10)
     torch.manual_seed(0)
-    return save_checkpoint(folder / f"toy-{q}.safetensors", config, LatentVariableModel(config.model_config()),
-                           step=10, history=[])
+    return save_checkpoint(
+        folder / f"toy-{q}.safetensors", config, LatentVariableModel(config.model_config()), step=10, history=[]
+    )
 
 
 def test_eval_json_is_written_read_back_and_shown_by_info(tmp_path, capsys):
     path = toy_checkpoint(tmp_path)
     grid = evaluate_checkpoint(path, EvalSettings(n_test=64, device="cpu"))  # auto: l = 2 -> grid
     assert grid.estimator == "grid" and grid.n_images == 64 and len(grid.log_px) == 64
-    assert grid.nll > math.log(4)  # no model beats the four equiprobable points (REFERENCE.md)
+    assert grid.nll > math.log(4)  # no model beats the four equiprobable points (docs/background.md)
     is_result = evaluate_checkpoint(path, EvalSettings(estimator="is", k=200, n_test=64, device="cpu"))
     assert read_eval_results(path) == [grid, is_result]  # one entry per estimator, as written
     again = evaluate_checkpoint(path, EvalSettings(estimator="is", k=300, n_test=64, device="cpu"))
@@ -212,7 +230,7 @@ def test_eval_json_is_written_read_back_and_shown_by_info(tmp_path, capsys):
     assert cli.main(["info", str(path)]) == 0
     assert "test NLL" in capsys.readouterr().out
     eval_path(path).write_text("{not json")
-    with pytest.raises(EvalError, match="eval.json"):
+    with pytest.raises(EvalError, match=r"eval\.json"):
         read_eval_results(path)
     assert cli.main(["info", str(path)]) == 0  # a broken eval file is reported, not fatal
     assert "could not read" in capsys.readouterr().out
@@ -242,7 +260,7 @@ def test_cli_eval_writes_the_json(tmp_path, capsys):
 
 
 def test_cli_choices_are_the_library_estimators():
-    parser = cli.argparse.ArgumentParser()
-    cli.add_eval_parser(parser.add_subparsers())
+    parser = cli_parser.argparse.ArgumentParser()
+    cli_parser.add_eval_parser(parser.add_subparsers())
     action = next(a for a in parser._subparsers._group_actions[0].choices["eval"]._actions if a.dest == "estimator")
     assert tuple(action.choices) == ESTIMATORS

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from iwavb.checkpoint import load_checkpoint
-from iwavb.data import load_dataset
-from iwavb.evaluate import evaluation_images, read_eval_results
-from iwavb.grid import posterior_grid
-from iwavb.pretrained import IMAGE_DATASETS, PREVIEW_COUNT, load_manifest, pretrained_dir, previews_path
+from iwavb.artefacts.pretrained import IMAGE_DATASETS, PREVIEW_COUNT, load_manifest, previews_path
+from iwavb.data.loading import load_dataset
+from iwavb.evaluation.evaluate import evaluation_images, read_eval_results
+from iwavb.evaluation.grid import posterior_grid
+from iwavb.settings import pretrained_dir
+from iwavb.training.checkpoint import load_checkpoint
 
 ENTRIES = load_manifest()
 
@@ -33,11 +34,11 @@ def test_pretrained_folder_stays_within_its_budget():
 def test_each_file_matches_its_manifest_entry(entry):
     checkpoint = load_checkpoint(entry.file)
     assert checkpoint.config.to_dict() | {"device": "auto"} == entry.config.to_dict() | {"device": "auto"}
-    assert checkpoint.step == entry.config.steps == entry.result["steps"]
+    assert checkpoint.step == entry.config.steps == entry.result.steps
     assert checkpoint.meta["weights_dtype"] == "float16" and not checkpoint.optimizer_states
-    estimates = entry.result["nll"]
-    assert [e["estimator"] for e in estimates] == [s["estimator"] for s in entry.evaluations]
-    assert all(np.isfinite(e["nll"]) and e["nll"] > 0 for e in estimates)
+    estimates = entry.result.nll
+    assert [e.estimator for e in estimates] == [s.estimator for s in entry.evaluations]
+    assert all(np.isfinite(e.nll) and e.nll > 0 for e in estimates)
 
 
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if e.config.dataset == "toy"], ids=lambda e: e.name)
@@ -48,7 +49,7 @@ def test_toy_exact_log_likelihood_is_reproduced(entry):
     model = load_checkpoint(entry.file).build_model()
     log_px = posterior_grid(model, x, saved.settings["grid_extent"], saved.settings["grid_resolution"]).log_px
     assert torch.allclose(log_px, torch.tensor(saved.log_px[:8]), atol=1e-4)
-    assert -saved.nll > -2.249  # every shipped toy model is past posterior collapse (REFERENCE.md)
+    assert -saved.nll > -2.249  # every shipped toy model is past posterior collapse (docs/background.md)
 
 
 def test_previews_hold_test_images_of_each_data_set():

@@ -7,20 +7,26 @@ from dataclasses import replace
 
 import pytest
 
-from iwavb import console, evaluate
-from iwavb.checkpoint import load_checkpoint
-from iwavb.config import TrainConfig
-from iwavb.evaluate import eval_path, same_estimate
-from iwavb.pretrained import ManifestEntry, load_manifest, save_manifest
-from iwavb.reproduce import paired_differences, reproduce, results_table
+from iwavb.artefacts import reproduce as reproduce_module
+from iwavb.artefacts.pretrained import ManifestEntry, load_manifest, save_manifest
+from iwavb.artefacts.reproduce import reproduce
+from iwavb.artefacts.results import paired_differences, results_table
+from iwavb.evaluation.evaluate import EvalSettings, eval_path, read_eval_results, same_estimate
+from iwavb.training.checkpoint import load_checkpoint
+from iwavb.training.config import TrainConfig
 
 
 @pytest.fixture
 def tiny_manifest(tmp_path, monkeypatch):
     monkeypatch.setenv("IWAVB_PRETRAINED_DIR", str(tmp_path))
     config = TrainConfig(dataset="toy", q="implicit", k=3, latent_dim=2, steps=20, log_every=10, eval_every=10)
-    save_manifest([ManifestEntry("tiny", "a test entry", config,
-                                 [{"estimator": "grid", "n_test": 16, "grid_resolution": 41}])])
+    save_manifest(
+        [
+            ManifestEntry(
+                "tiny", "a test entry", config, (EvalSettings(estimator="grid", n_test=16, grid_resolution=41),)
+            )
+        ]
+    )
     return tmp_path
 
 
@@ -29,10 +35,10 @@ def test_reproduce_trains_saves_evaluates_and_records(tiny_manifest):
     (entry,) = load_manifest()
     checkpoint = load_checkpoint(entry.file)
     assert checkpoint.step == 20 and checkpoint.meta["weights_dtype"] == "float16"
-    assert entry.result["steps"] == 20 and entry.result["hardware"].startswith("CPU")
-    (estimate,) = entry.result["nll"]
-    assert estimate["estimator"] == "grid" and estimate["n_images"] == 16
-    assert estimate["nll"] == pytest.approx(evaluate.read_eval_results(entry.file)[0].nll, abs=1e-3)
+    assert entry.result.steps == 20 and entry.result.hardware.startswith("CPU")
+    (estimate,) = entry.result.nll
+    assert estimate.estimator == "grid" and estimate.n_images == 16
+    assert estimate.nll == pytest.approx(read_eval_results(entry.file)[0].nll, abs=1e-3)
     assert "| tiny | toy | IWAVB |" in results_table([entry])
 
 
@@ -43,13 +49,22 @@ def test_skip_existing_reuses_the_file_and_matching_estimates(tiny_manifest, mon
     def must_not_run(*args, **kwargs):
         raise AssertionError("a saved estimate with the same settings should have been reused")
 
-    monkeypatch.setattr(console, "evaluate_with_progress", must_not_run)
+    monkeypatch.setattr(reproduce_module, "evaluate_with_progress", must_not_run)
     reproduce(["tiny"], device="cpu", skip_existing=True)
     assert load_manifest()[0].file.read_bytes() == file_bytes
     # Different settings are not the same estimate: this one must run.
     (entry,) = load_manifest()
-    save_manifest([ManifestEntry(entry.name, entry.description, entry.config,
-                                 [{"estimator": "grid", "n_test": 8, "grid_resolution": 41}], entry.result)])
+    save_manifest(
+        [
+            ManifestEntry(
+                entry.name,
+                entry.description,
+                entry.config,
+                (EvalSettings(estimator="grid", n_test=8, grid_resolution=41),),
+                entry.result,
+            )
+        ]
+    )
     with pytest.raises(AssertionError, match="reused"):
         reproduce(["tiny"], device="cpu", skip_existing=True)
     # Retraining replaces the weights, so their saved estimates go with them.
@@ -58,10 +73,13 @@ def test_skip_existing_reuses_the_file_and_matching_estimates(tiny_manifest, mon
 
 
 def test_estimates_differing_only_in_how_they_ran_are_the_same_estimate():
-    assert same_estimate({"estimator": "ais", "n_test": 100, "device": "cpu", "batch_size": 10},
-                         {"estimator": "ais", "n_test": 100, "device": "auto", "batch_size": 100})
-    assert not same_estimate({"estimator": "ais", "n_test": 100, "seed": 0},
-                             {"estimator": "ais", "n_test": 100, "seed": 1})
+    assert same_estimate(
+        {"estimator": "ais", "n_test": 100, "device": "cpu", "batch_size": 10},
+        {"estimator": "ais", "n_test": 100, "device": "auto", "batch_size": 100},
+    )
+    assert not same_estimate(
+        {"estimator": "ais", "n_test": 100, "seed": 0}, {"estimator": "ais", "n_test": 100, "seed": 1}
+    )
 
 
 def test_unknown_entries_are_named():
@@ -75,7 +93,7 @@ def test_paired_differences_compare_each_method_with_the_vae_on_the_same_images(
     save_manifest([vae, iwavb])
     reproduce(["tiny-vae", "tiny"], device="cpu")
     entries = load_manifest()
-    nll = {e.name: e.result["nll"][0]["nll"] for e in entries}
+    nll = {e.name: e.result.nll[0].nll for e in entries}
     (row,) = [line for line in paired_differences(entries).splitlines() if "IWAVB" in line]
     difference, exact = row.split("|")[6].split()
     assert float(difference) == pytest.approx(nll["tiny"] - nll["tiny-vae"], abs=2e-3)

@@ -9,18 +9,19 @@ import time
 import pytest
 import torch
 
-from iwavb.config import TrainConfig
-from iwavb.grid import posterior_grid
-from iwavb.trainer import Trainer, TrainingDiverged
+from iwavb.evaluation.grid import posterior_grid
+from iwavb.training.config import TrainConfig
+from iwavb.training.trainer import Trainer, TrainingDiverged
 
 TOY_X = torch.eye(4)
-COLLAPSE = math.log(1 / 4) + 3 * math.log(3 / 4)  # -2.249: a decoder that ignores z (REFERENCE.md)
+COLLAPSE = math.log(1 / 4) + 3 * math.log(3 / 4)  # -2.249: a decoder that ignores z (docs/background.md)
 
 
 def toy_config(method: str, steps: int, **settings) -> TrainConfig:
     k = 5 if method in ("iwae", "iwavb") else None
-    return TrainConfig.for_method(method, k=k, dataset="toy", latent_dim=2, steps=steps, log_every=50,
-                                  eval_every=steps, **settings)
+    return TrainConfig.for_method(
+        method, k=k, dataset="toy", latent_dim=2, steps=steps, log_every=50, eval_every=steps, **settings
+    )
 
 
 def exact_log_px(trainer: Trainer) -> float:
@@ -103,12 +104,21 @@ def test_same_seed_same_run():
 @pytest.mark.slow
 def test_conv_family_trains_a_step():
     """The paper's AVB networks: shapes, finite values and updated weights (GPU-sized, so tiny here)."""
-    from iwavb.data import DataSplits, Split
+    from iwavb.data.splits import DataSplits, Split
 
     images = Split((torch.rand(8, 784) * 255).to(torch.uint8), torch.zeros(8, dtype=torch.long))
     data = DataSplits("mnist", images, images, images, ("0",))
-    config = TrainConfig(dataset="mnist", q="implicit", k=2, latent_dim=4, family="conv", batch_size=4, steps=2, log_every=1,
-                         eval_every=2)
+    config = TrainConfig(
+        dataset="mnist",
+        q="implicit",
+        k=2,
+        latent_dim=4,
+        family="conv",
+        batch_size=4,
+        steps=2,
+        log_every=1,
+        eval_every=2,
+    )
     trainer = Trainer(config, data=data)
     before = trainer.model.decoder.out.weight.clone()
     records = list(trainer.run())

@@ -13,15 +13,28 @@ import pytest
 import torch
 from PIL import Image
 
-from iwavb.comparison import Result, axis_effects, bound_note, verdict
-from iwavb.config import TrainConfig
-from iwavb.data import DataSplits, Split, toy_splits
-from iwavb.evaluate import EvalResult, evaluation_images, write_eval_result
-from iwavb.model import LatentVariableModel
-from iwavb.plots import CurveSeries, Score, bound_figure, image_rows_figure, latent_figure, score_figure
-from iwavb.trainer import Record, Trainer
-from iwavb.views import (BOUND_DRAWS, TOY_COLLAPSE_LOG_PX, curves, exact_images, exact_log_px, image_shape,
-                         latent_projection, model_score, own_bound, posterior_view, viewing)
+from iwavb.app.comparison import MethodScore, axis_effects, bound_note, verdict
+from iwavb.app.plots import CurveSeries, bound_figure, image_rows_figure, latent_figure, score_figure
+from iwavb.app.views import (
+    BOUND_DRAWS,
+    ModelScore,
+    curves,
+    exact_images,
+    exact_log_px,
+    image_shape,
+    latent_projection,
+    model_score,
+    own_bound,
+    posterior_view,
+    viewing,
+)
+from iwavb.core.model import LatentVariableModel
+from iwavb.data.splits import DataSplits, Split
+from iwavb.data.toy import TOY_COLLAPSE_LOG_PX, toy_splits
+from iwavb.evaluation.evaluate import EvalResult, evaluation_images, write_eval_result
+from iwavb.training.config import TrainConfig
+from iwavb.training.records import Record
+from iwavb.training.trainer import Trainer
 
 
 def toy_model(q: str = "gaussian", latent_dim: int = 2) -> LatentVariableModel:
@@ -72,7 +85,7 @@ def test_posterior_view_weights_ess_and_bound_agree(q):
     view = posterior_view(toy_model(q), torch.tensor([1.0, 0, 0, 0]), k=16, n_samples=50, resolution=81)
     assert view.weights.shape == (16,) and view.weights.sum() == pytest.approx(1.0, abs=1e-5)
     assert 1.0 <= view.ess <= 16.0
-    assert view.ess == pytest.approx(1 / np.sum(view.weights ** 2), rel=1e-4)  # Kish's ESS
+    assert view.ess == pytest.approx(1 / np.sum(view.weights**2), rel=1e-4)  # Kish's ESS
     assert view.bound == pytest.approx(np.logaddexp.reduce(view.log_w) - math.log(16), abs=1e-4)
     cell = (view.axis[1] - view.axis[0]) ** 2
     assert view.posterior.sum() * cell == pytest.approx(1.0, abs=1e-4)  # a density on the grid
@@ -89,7 +102,7 @@ def test_latent_projection_is_the_raw_plane_for_l2_and_pca_above():
 
 
 def test_viewing_holds_the_lock_and_restores_training_mode():
-    from iwavb.trainer import Trainer
+    from iwavb.training.trainer import Trainer
 
     trainer = Trainer(TrainConfig.for_method("vae", dataset="toy", latent_dim=2, steps=1, device="cpu"))
     trainer.model.train()
@@ -113,7 +126,7 @@ def test_images_are_upscaled_nearest_neighbour_into_crisp_blocks():
     pixels = np.asarray(Image.open(io.BytesIO(png)))
     scale = 400 // (3 * 29 + 1)
     assert pixels.shape == ((28 + 2) * scale, (3 * 29 + 1) * scale)
-    block = pixels[scale: 2 * scale, scale: 2 * scale]  # the first image's top-left pixel
+    block = pixels[scale : 2 * scale, scale : 2 * scale]  # the first image's top-left pixel
     assert block.min() == block.max() == round(images[0, 0] * 255)
 
 
@@ -130,17 +143,23 @@ def test_latent_scatter_draws_without_webgl():
 
 
 def test_a_better_score_gets_a_longer_bar_even_when_negative():
-    fig = score_figure([Score("A", "vae", -2.0), Score("B", "iwae", -1.5)], "log p(x)")
+    fig = score_figure([MethodScore("vae", "A", -2.0), MethodScore("iwae", "B", -1.5)], "log p(x)")
     bar = fig.data[0]
     lengths = dict(zip(bar.y, bar.x))
     assert lengths["B"] > lengths["A"] > 0
-    assert all(base + length == pytest.approx(v) for base, length, v in
-               zip([bar.base] * 2, [lengths["A"], lengths["B"]], [-2.0, -1.5]))
+    assert all(
+        base + length == pytest.approx(v)
+        for base, length, v in zip([bar.base] * 2, [lengths["A"], lengths["B"]], [-2.0, -1.5])
+    )
 
 
-def four_results() -> list[Result]:
-    return [Result("vae", "VAE", -1.60, -1.70, False), Result("iwae", "IWAE", -1.45, -1.50, False),
-            Result("avb", "AVB", -1.55, -1.20, True), Result("iwavb", "IWAVB", -1.40, -1.45, True)]
+def four_results() -> list[MethodScore]:
+    return [
+        MethodScore("vae", "VAE", -1.60, -1.70),
+        MethodScore("iwae", "IWAE", -1.45, -1.50),
+        MethodScore("avb", "AVB", -1.55, -1.20),
+        MethodScore("iwavb", "IWAVB", -1.40, -1.45),
+    ]
 
 
 def test_axis_effects_are_differences_of_scores():
@@ -175,16 +194,34 @@ def test_a_saved_estimate_gets_the_bound_on_its_own_images_and_none_on_previews(
     config = TrainConfig.for_method("iwae", k=3, dataset="mnist", latent_dim=8, hidden=32, steps=1, device="cpu")
     trainer = Trainer(config, data=data)
     path = trainer.save(tmp_path / "run.safetensors")
-    write_eval_result(path, EvalResult(
-        estimator="is", nll=99.0, nll_se=1.0, n_images=50, seconds=1.0, seconds_per_1000=20.0, device="CPU",
-        settings={"seed": 5}, method="iwae", dataset="mnist", latent_dim=8, checkpoint=path.name,
-        checkpoint_step=trainer.step, created="", library_version="", diagnostics={}, log_px=(-99.0,) * 50))
+    write_eval_result(
+        path,
+        EvalResult(
+            estimator="is",
+            nll=99.0,
+            nll_se=1.0,
+            n_images=50,
+            seconds=1.0,
+            seconds_per_1000=20.0,
+            device="CPU",
+            settings={"seed": 5},
+            method="iwae",
+            dataset="mnist",
+            latent_dim=8,
+            checkpoint=path.name,
+            checkpoint_step=trainer.step,
+            created="",
+            library_version="",
+            diagnostics={},
+            log_px=(-99.0,) * 50,
+        ),
+    )
 
-    log_px, how, bound = model_score(trainer, path)
-    assert (log_px, how) == (-99.0, "log p(x), is on 50 test images (seed 5)")
+    score = model_score(trainer, path)
+    assert (score.log_px, score.how) == (-99.0, "log p(x), is on 50 test images (seed 5)")
     with viewing(trainer) as model:
         expected = own_bound(model, evaluation_images(data, 50, 5), 3, draws=BOUND_DRAWS // 50)
-    assert bound == pytest.approx(expected)
+    assert score.bound == pytest.approx(expected)
 
     trainer.data = replace(data, previews_only=True)
-    assert model_score(trainer, path) == (-99.0, "log p(x), is on 50 test images (seed 5)", None)
+    assert model_score(trainer, path) == ModelScore(-99.0, "log p(x), is on 50 test images (seed 5)", None)

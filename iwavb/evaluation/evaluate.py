@@ -1,0 +1,318 @@
+"""Test log-likelihood of a checkpoint, measured honestly (docs/background.md, "Measuring log-likelihood honestly").
+
+Estimators of log p(x) (2.1), none of which uses the discriminator T:
+    is    importance sampling, k samples: q itself for a Gaussian q, a widened Student-t fitted to q's
+          samples for an implicit q (`importance`)
+    ais   annealed importance sampling with HMC, the paper's estimator (`ais`)
+    grid  exact, by quadrature on a grid over z; latent size 2 only (`grid`)
+    auto  grid for l = 2, else is for a Gaussian q and ais for an implicit q
+
+The test images are a seeded subset of the test split, binarised with the same seed, so every method and
+every estimator sees the same images, and results can be compared image by image. The result is saved next
+to the checkpoint as `<stem>.eval.json` (one entry per estimator; a new run replaces its estimator's entry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+
+from .. import __version__
+from ..core.config import ModelConfig, help_text
+from ..core.model import LatentVariableModel, eval_mode
+from ..data.loading import load_dataset
+from ..data.splits import DataSplits, binarize
+from ..files import WriteError, atomic_write_bytes
+from ..training.checkpoint import CheckpointError, load_checkpoint
+from ..training.device import device_description, resolve_device
+from .ais import STARTS, AISConfig, Progress, Schedule, Start, model_ais_log_px, sub_progress
+from .grid import posterior_grid
+from .importance import ISConfig, model_importance_log_px
+
+Estimator = Literal["auto", "is", "ais", "grid"]
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+_IS, _AIS = ISConfig(), AISConfig()  # their defaults are the defaults of the settings below
+EVAL_FORMAT = "iwavb-eval"
+EVAL_FORMAT_VERSION = 1
+
+
+class EvalError(CheckpointError):
+    """An evaluation file could not be read or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a test log-likelihood is estimated, and on which images. The CLI's `eval` options are built from
+    these fields; the IS and AIS defaults are those of ISConfig and AISConfig."""
+
+    estimator: Estimator = field(
+        default="auto",
+        metadata=help_text(
+            "is, ais, grid (l = 2) or auto: grid for l = 2, else is for a Gaussian q and ais for an implicit q"
+        ),
+    )
+    n_test: int | None = field(
+        default=1_000, metadata=help_text("test images, a seeded subset, or 'all' (None) for the whole test split")
+    )
+    seed: int = field(default=0, metadata=help_text("seed of the subset, its binarisation and the estimator"))
+    k: int = field(default=_IS.k, metadata=help_text("importance samples per image (is)"))
+    fit_samples: int = _IS.fit_samples
+    widen: float = _IS.widen
+    df: float = _IS.df
+    chains: int = field(default=_AIS.chains, metadata=help_text("AIS chains per image (the default is the paper's)"))
+    steps: int = field(
+        default=_AIS.steps, metadata=help_text("AIS intermediate distributions (the default is the paper's)")
+    )
+    leapfrog: int = field(default=_AIS.leapfrog, metadata=help_text("leapfrog steps per HMC move (ais)"))
+    schedule: Schedule = field(default=_AIS.schedule, metadata=help_text("AIS annealing schedule"))
+    start: Start = field(
+        default="prior",
+        metadata=help_text(
+            "AIS start: the prior (one yardstick for all four methods) or q (an implicit q's moment-matched Gaussian)"
+        ),
+    )
+    grid_extent: float = 5.0  # grid: z in [-extent, extent]^2
+    grid_resolution: int = 301  # grid: points per axis
+    batch_size: int = field(default=100, metadata=help_text("images per batch"))
+    device: str = field(default="auto", metadata=help_text("auto (CUDA when present), cpu or cuda[:N]"))
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+        if self.start not in STARTS:
+            raise ValueError(f"unknown AIS start {self.start!r}; choose one of {', '.join(STARTS)}")
+        self.ais_config()  # AISConfig checks the schedule, chains, steps and leapfrog steps
+        positive = ["k", "fit_samples", "grid_resolution", "batch_size"]
+        for name in positive + ([] if self.n_test is None else ["n_test"]):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.fit_samples < 2:
+            raise ValueError("fit_samples must be at least 2 (a covariance is fitted to them)")
+        if self.df <= 2 or self.widen <= 0:
+            raise ValueError(f"need df > 2 and widen > 0, got df={self.df}, widen={self.widen}")
+
+    def ais_config(self) -> AISConfig:
+        return AISConfig(chains=self.chains, steps=self.steps, leapfrog=self.leapfrog, schedule=self.schedule)
+
+    def is_config(self) -> ISConfig:
+        return ISConfig(k=self.k, fit_samples=self.fit_samples, widen=self.widen, df=self.df)
+
+    def resolved_estimator(self, model: ModelConfig) -> Literal["is", "ais", "grid"]:
+        """What `auto` means for a model; `grid` on a model with l != 2 is an error."""
+        if self.estimator == "grid" and model.latent_dim != 2:
+            raise ValueError(
+                f"the grid estimator needs latent size 2, this model has {model.latent_dim}; use is or ais"
+            )
+        if self.estimator != "auto":
+            return self.estimator
+        if model.latent_dim == 2:
+            return "grid"
+        return "is" if model.q == "gaussian" else "ais"
+
+    def cost(self, estimator: str) -> str:
+        """Decoder passes per image, in words: what an estimator's run will cost."""
+        if estimator == "is":
+            return f"{self.k:,} decoder passes per image (k)"
+        if estimator == "ais":
+            passes = self.ais_config().passes_per_image
+            return (
+                f"{passes:,} decoder forward+backward passes per image ({self.chains} chains x {self.steps} "
+                f"distributions x {self.leapfrog} leapfrog steps, + a tuning chain)"
+            )
+        return f"{self.grid_resolution**2:,} decoder passes per batch of {self.batch_size} images (grid)"
+
+
+# Settings that change how an estimate is computed but not what it estimates, nor on which images.
+RUN_ONLY_SETTINGS = ("device", "batch_size")
+
+
+def same_estimate(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two estimates' settings (EvalSettings as dicts) measure the same thing on the same images."""
+    return {k: v for k, v in a.items() if k not in RUN_ONLY_SETTINGS} == {
+        k: v for k, v in b.items() if k not in RUN_ONLY_SETTINGS
+    }
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    estimator: str  # is | ais | grid (auto resolved)
+    nll: float  # -mean_i log p(x_i), nats
+    nll_se: float | None  # standard error of that mean over the images (None for one image)
+    n_images: int
+    seconds: float  # estimator time (the model and data loading not included)
+    seconds_per_1000: float  # seconds per 1,000 images
+    device: str
+    settings: dict[str, Any]  # EvalSettings as a dict
+    method: str
+    dataset: str
+    latent_dim: int
+    checkpoint: str  # file name of the checkpoint (the JSON sits beside it)
+    checkpoint_step: int  # its training step when evaluated
+    created: str
+    library_version: str
+    diagnostics: dict[str, float]  # e.g. AIS's mean acceptance rate
+    log_px: tuple[float, ...]  # per image, in subset order: for paired comparisons between checkpoints
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EvalResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - set(values))
+        if missing:
+            raise ValueError(f"missing fields {', '.join(missing)}")
+        return cls(**{**{k: values[k] for k in names}, "log_px": tuple(values["log_px"])})
+
+    def summary(self) -> str:
+        se = f" +- {self.nll_se:.2f}" if self.nll_se is not None else ""
+        return (
+            f"test NLL {self.nll:.2f}{se} nats ({self.estimator}, {self.n_images} images, "
+            f"{self.seconds_per_1000:.0f} s per 1,000 images on {self.device})"
+        )
+
+
+def evaluation_count(data: DataSplits, n_test: int | None) -> int:
+    """How many test images an evaluation of `n_test` (None: all) uses."""
+    return len(data.test) if n_test is None else min(n_test, len(data.test))
+
+
+def evaluation_images(data: DataSplits, n_test: int | None, seed: int) -> torch.Tensor:
+    """A seeded subset of the test split, binarised with the same seed: (N, D) float 0/1, on the CPU."""
+    images = data.test.images.cpu()
+    generator = torch.Generator().manual_seed(seed)
+    n = evaluation_count(data, n_test)
+    if n < images.shape[0]:
+        images = images[torch.randperm(images.shape[0], generator=generator)[:n].sort().values]
+    return binarize(images, generator)
+
+
+def estimate_log_px(
+    model: LatentVariableModel, x: torch.Tensor, settings: EvalSettings, progress: Progress | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """log p(x) (N,) of binary images x (N, D), on the CPU, and the estimator's diagnostics.
+
+    The model is put in eval mode (batch norm) for the run and restored after; the estimator's random
+    numbers come from `settings.seed`, so a rerun on the same device reproduces it."""
+    estimator = settings.resolved_estimator(model.config)
+    device = next(model.parameters()).device
+    parts, acceptance = [], []
+    devices = [device] if device.type == "cuda" else []
+    with eval_mode(model), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(settings.seed)
+        for first in range(0, x.shape[0], settings.batch_size):
+            batch = x[first : first + settings.batch_size].to(device)
+            share = batch.shape[0] / x.shape[0]
+            if estimator == "ais":
+                result = model_ais_log_px(
+                    model,
+                    batch,
+                    settings.ais_config(),
+                    settings.start,
+                    settings.fit_samples,
+                    sub_progress(progress, first / x.shape[0], share),
+                )
+                parts.append(result.log_px.cpu())
+                acceptance.append(result.acceptance.cpu())
+            elif estimator == "is":
+                parts.append(model_importance_log_px(model, batch, settings.is_config()).cpu())
+            else:
+                parts.append(posterior_grid(model, batch, settings.grid_extent, settings.grid_resolution).log_px)
+            if progress is not None:
+                progress((first + batch.shape[0]) / x.shape[0])
+    diagnostics = {"ais_acceptance": torch.cat(acceptance).mean().item()} if acceptance else {}
+    return torch.cat(parts), diagnostics
+
+
+def eval_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's evaluation results live: `<stem>.eval.json` beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.eval.json")
+
+
+def read_eval_results(checkpoint: str | Path) -> list[EvalResult]:
+    """The results saved beside a checkpoint ([] when none); an unreadable file is an EvalError."""
+    path = eval_path(checkpoint)
+    if not path.is_file():
+        return []
+    try:
+        content = json.loads(path.read_text())
+        if content.get("format") != EVAL_FORMAT:
+            raise ValueError(f"not an IWAVB Lab evaluation (format {content.get('format')!r})")
+        return [EvalResult.from_dict(r) for r in content["results"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise EvalError(f"{path}: could not read its evaluation results: {err}") from err
+
+
+def write_eval_result(checkpoint: str | Path, result: EvalResult) -> Path:
+    """Add `result` to the checkpoint's `<stem>.eval.json`, replacing an earlier one of the same estimator.
+
+    Atomic; an earlier file that cannot be read is replaced (it held nothing recoverable)."""
+    try:
+        kept = [r for r in read_eval_results(checkpoint) if r.estimator != result.estimator]
+    except EvalError:
+        kept = []
+    content = {
+        "format": EVAL_FORMAT,
+        "format_version": EVAL_FORMAT_VERSION,
+        "results": [r.to_dict() for r in [*kept, result]],
+    }
+    path = eval_path(checkpoint)
+    try:
+        atomic_write_bytes(path, (json.dumps(content, indent=1) + "\n").encode())
+    except WriteError as err:
+        raise EvalError(str(err)) from err
+    return path
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    settings: EvalSettings = EvalSettings(),
+    data: DataSplits | None = None,
+    progress: Progress | None = None,
+    write: bool = True,
+) -> EvalResult:
+    """Test NLL of a checkpoint on a seeded subset of its data set's test split; saved beside it if `write`.
+
+    Raises CheckpointError (a bad checkpoint), DataError (its data set missing) or ValueError (settings)."""
+    loaded = load_checkpoint(checkpoint)
+    device = resolve_device(settings.device)
+    model = loaded.build_model(device)
+    estimator = settings.resolved_estimator(model.config)  # a bad choice fails before the data set is loaded
+    data = data if data is not None else load_dataset(loaded.config.dataset)
+    if data.name != loaded.config.dataset:
+        raise ValueError(f"the checkpoint was trained on {loaded.config.dataset}, the data given are {data.name}")
+    x = evaluation_images(data, settings.n_test, settings.seed)
+    started = time.perf_counter()
+    log_px, diagnostics = estimate_log_px(model, x, settings, progress)
+    seconds = time.perf_counter() - started
+    n = log_px.shape[0]
+    result = EvalResult(
+        estimator=estimator,
+        nll=-log_px.mean().item(),
+        nll_se=log_px.std().item() / math.sqrt(n) if n > 1 else None,
+        n_images=n,
+        seconds=seconds,
+        seconds_per_1000=1000 * seconds / n,
+        device=device_description(device),
+        settings=dataclasses.asdict(settings),
+        method=loaded.config.method,
+        dataset=loaded.config.dataset,
+        latent_dim=loaded.config.latent_dim,
+        checkpoint=Path(checkpoint).name,
+        checkpoint_step=loaded.step,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        library_version=__version__,
+        diagnostics=diagnostics,
+        log_px=tuple(round(v, 4) for v in log_px.tolist()),
+    )
+    if write:
+        write_eval_result(checkpoint, result)
+    return result
