@@ -9,15 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from app_folders import empty_folders
+from streamlit.testing.v1 import AppTest
 
 from iwavb.cli import main
 from iwavb.sweep.engine import plan, run_sweep
 from iwavb.sweep.spec import SweepError, load_spec, parse_spec
-from iwavb.sweep.table import collect_results, load_results, results_markdown, write_results
+from iwavb.sweep.table import collect_results, load_results, results_markdown, sweep_folder, write_results
 from iwavb.sweep.trial import read_trial, run_trial, trial_path
 from iwavb.training.config import TrainConfig
 from iwavb.training.trainer import Trainer
 
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TOY_SPEC = """\
 description = "toy grid"
 retries = 1
@@ -169,11 +172,13 @@ def test_files_of_another_run_are_refused_and_kept(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_the_results_table(tmp_path):
-    spec = toy_spec(
-        tmp_path, TOY_SPEC.replace('method = ["avb", "iwavb"]', 'method = ["iwavb"]').replace("k = [1, 3]", "k = [1]")
-    )
-    out = tmp_path / "out"
+def test_the_results_table_and_the_checkpoints_page(tmp_path, monkeypatch):
+    """The table's numbers from the trials' files; the app's Checkpoints page shows it and opens a trial."""
+    for name, value in empty_folders(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    text = TOY_SPEC.replace('method = ["avb", "iwavb"]', 'method = ["iwavb"]').replace("k = [1, 3]", "k = [1]")
+    spec = toy_spec(tmp_path, text)
+    out = sweep_folder(spec.name)
     outcomes = [run_trial(t, spec, out) for t in spec.trials]
     results = collect_results(spec, out)
     (cell,) = results.cells
@@ -186,3 +191,15 @@ def test_the_results_table(tmp_path):
     assert f"| toy | {mean:.2f} ± {cell.se:.2f} |" in markdown and "2 of 2 trials done" in markdown
     write_results(results, out)
     assert load_results(out) == results
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/checkpoints.py").run()
+    assert not at.exception and not at.error
+    assert any(f"| toy | {mean:.2f} ± {cell.se:.2f} |" in m.value for m in at.markdown)
+    at.selectbox(key="sweep_trial").set_value(spec.trials[1].name)
+    next(b for b in at.button if b.label == "Open this trial on the Train page").click().run()
+    job = at.session_state["job:train"]
+    try:
+        assert job.join(60) and job.specs[0].checkpoint == trial_path(out, spec.trials[1])
+    finally:
+        job.close()

@@ -38,10 +38,10 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .. import settings
-from ..core.config import method_grid_point, method_name
+from ..core.config import MethodName, method_grid_point, method_name
 from ..errors import IWAVBError
 from ..evaluation.evaluate import ALL_TEST_IMAGES, EvalSettings
 from ..schema import from_json
@@ -167,9 +167,10 @@ def train_config(values: dict[str, Any]) -> TrainConfig:
     """The TrainConfig of a trial's settings: TrainConfig's fields and `method`, whose q it takes (a ValueError
     says what is wrong). K = 1 with iwae or iwavb is the VAE or AVB: the bound (3.1) at K = 1 is the ELBO."""
     values = dict(values)
-    method = values.pop("method", DEFAULT_METHOD)
-    if not isinstance(method, str):
-        raise ValueError(f"method: expected a string, got {method!r}")
+    given = values.pop("method", DEFAULT_METHOD)
+    if not isinstance(given, str):
+        raise ValueError(f"method: expected a string, got {given!r}")
+    method = cast(MethodName, given)  # method_grid_point refuses any other name
     q, default_k = method_grid_point(method)  # refuses an unknown method
     k = values.pop("k", default_k)
     if isinstance(k, int) and not isinstance(k, bool):
@@ -263,7 +264,8 @@ def _trials(source: _Source, grid: dict[str, Any], fixed: dict[str, Any], steps:
         for value in values:
             _check(source, [("grid", axis)], f"[grid] {axis} = {value!r}", train_config, {axis: value, "steps": steps})
     _check(source, [("train", k) for k in fixed], "[train]", train_config, {**fixed, "steps": steps})
-    trials, names = [], {}
+    trials: list[Trial] = []
+    names: dict[str, str] = {}
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, values))
         shown = ", ".join(f"{a} = {v!r}" for a, v in point.items())
@@ -328,7 +330,7 @@ def shipped_specs() -> dict[str, Path]:
 
 def shipped_summary() -> list[tuple[str, str, str | None]]:
     """(name, description, why it cannot run here or None) of each shipped spec."""
-    summary = []
+    summary: list[tuple[str, str, str | None]] = []
     for name, path in shipped_specs().items():
         description = str(tomllib.loads(path.read_text()).get("description", ""))
         try:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings
+from ..artefacts.catalog import Entry
 from ..artefacts.results import PAPER_TABLE_1
 from ..files import atomic_write_bytes
 from ..schema import from_json
+from ..training.runs import list_checkpoints
 from .spec import SweepError, SweepSpec, Trial
 from .trial import read_trial
 
@@ -262,3 +264,8 @@ def list_sweeps(folder: Path | None = None) -> list[Path]:
         return []
     found = [p.parent for p in folder.glob("*/results.json")]
     return sorted(found, key=lambda p: (p / "results.json").stat().st_mtime, reverse=True)
+
+
+def trial_entries(out: Path) -> list[Entry]:
+    """The sweep's trial checkpoints as the app's catalogue lists runs, so that the app can open any of them."""
+    return [Entry(e.path, "run", e.meta, e.error, e.path.stem) for e in list_checkpoints(out / "trials")]
