@@ -91,7 +91,13 @@ def start_ray(ray: ModuleType, address: str | None) -> bool:
     one on this machine's cores and GPUs, without its dashboard. True when this call started it."""
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except ConnectionError as err:
+        raise SweepError(
+            f"{err}: is Ray running there (ray status)? A cluster started with token authentication (Ray's "
+            "default) also needs RAY_AUTH_MODE=token here, and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        ) from None
     return True
 
 
@@ -161,19 +167,21 @@ def run_sweep(
         f"sweep {spec.name}: {len(spec.trials)} trials, {len(report.skipped)} finished before (kept as they are), "
         f"{len(todo)} to run ({sum(states[t.name].state == 'partial' for t in todo)} resume from a checkpoint) -> {out}"
     )
-    started = False
+    started, driving = False, False
     try:
         if todo:
             ray = import_ray()
             started = start_ray(ray, address)
             check_resources(ray, spec)
+            driving = True
             _drive(ray, spec, out, todo, data_root, report, live, on_event)
     except KeyboardInterrupt:
         report.interrupted = True
         live.line("interrupted: finished trials are kept, unfinished ones resume when the same sweep runs again")
     finally:
         live.close()
-        report.results = write_results(collect_results(spec, out, report.failed), out)
+        if driving or not todo:  # a sweep refused before it started writes nothing
+            report.results = write_results(collect_results(spec, out, report.failed), out)
         if started:
             import_ray().shutdown()
     return report
