@@ -56,7 +56,7 @@ def toy_spec(tmp_path: Path, text: str = TOY_SPEC, name: str = "toy.toml"):
 
 
 def test_a_toy_grid_becomes_its_trials(tmp_path):
-    """avb with k = 3 is refused unless... here the grid pairs avb only with K = 1: see the next test."""
+    """Every combination of the grid is a trial, named by its run; what the spec leaves out is TrainConfig's."""
     spec = toy_spec(tmp_path, TOY_SPEC.replace('method = ["avb", "iwavb"]', 'method = ["iwavb"]'))
     assert [t.name for t in spec.trials] == [
         "toy-avb-k1-l2-mlp-s0",  # iwavb at K = 1 is AVB (Table 1's K = 1 column)
