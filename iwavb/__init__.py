@@ -9,6 +9,7 @@ The subpackages are layers, lowest first; a module imports only from its own lay
     training      configs, the trainer, checkpoints, the runs folder, the device
     evaluation    log p(x) by importance sampling, AIS and the exact grid; `evaluate`
     artefacts     the shipped checkpoints and their manifest, the catalogue, reproduce, results
+    sweep         a grid of trials from a TOML spec (the paper's Table 1) on Ray; restartable; its table
     app           what the Streamlit app runs and shows, without Streamlit
     cli           `iwavb` / `python -m iwavb`
 

@@ -9,6 +9,7 @@ from pages.parts.messages import friendly_errors
 from pages.parts.navigation import open_page
 from pages.parts.runs import checkpoint_spec
 from pages.parts.session import start_job
+from pages.parts.sweep_parts import sweeps_section
 
 st.title("Checkpoints")
 st.caption(
@@ -16,6 +17,7 @@ st.caption(
     "Train page or `python -m iwavb train`). Loading never executes code: checkpoints are safetensors files."
 )
 
+sweeps_section()  # python -m iwavb sweep: Table-1-shaped results, any trial opened
 entries = list_entries()
 if not entries:
     st.info("No checkpoints yet: train a run and press **Save checkpoint** on the Train page.")

@@ -19,6 +19,7 @@ LAYERS = [  # lowest first; a module in layer i may import from layers 0..i
     {"training"},
     {"evaluation"},
     {"artefacts"},
+    {"sweep"},
     {"app"},
     {"cli", "__main__"},
 ]

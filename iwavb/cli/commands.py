@@ -13,10 +13,12 @@ from ..core.config import objective_label
 from ..data.loading import load_dataset
 from ..evaluation.evaluate import EvalError, EvalSettings, eval_path, evaluation_count, read_eval_results
 from ..evaluation.progress import evaluate_with_progress
+from ..sweep.spec import load_spec, shipped_summary
+from ..sweep.table import evaluation_words, sweep_folder
 from ..training.checkpoint import load_checkpoint, read_metadata
 from ..training.config import CONV_ON_CPU, TrainConfig
 from ..training.device import configure_cpu_threads, device_description
-from ..training.progress import train_with_progress
+from ..training.progress import INTERRUPTED, train_with_progress
 from ..training.records import Record, last_validation
 from ..training.runs import default_run_path
 from ..training.trainer import Trainer
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         "reproduce": reproduce_entries,
         "results": results,
         "previews": previews,
+        "sweep": sweep,
     }[args.command](args)
 
 
@@ -155,3 +158,31 @@ def results(args: argparse.Namespace) -> int:
 def previews(args: argparse.Namespace) -> int:
     print(f"wrote {write_previews(data_root=args.data_root)}")
     return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from ..sweep.engine import plan, run_sweep  # imports Ray only when a sweep runs
+
+    if args.list or args.spec is None:
+        for name, description, problem in shipped_summary():
+            print(f"{name:14s} {description}" + (f"\n{'':14s} cannot run here{problem}" if problem else ""))
+        return 0
+    spec = load_spec(args.spec)
+    out = args.out or sweep_folder(spec.name)
+    if args.plan:
+        states = plan(spec, out)
+        for trial in spec.trials:
+            files = states[trial.name]
+            step = f" (step {files.step:,})" if files.state != "new" else ""
+            print(f"{trial.name:40s} {files.state}{step}")
+        print(
+            f"{len(spec.trials)} trials, budget {spec.budget.describe()} each; evaluation: {evaluation_words(spec)}; "
+            f"{spec.resources.threads} CPU thread(s) and {spec.resources.gpu:g} GPU per trial -> {out}"
+        )
+        return 0
+    report = run_sweep(spec, out, args.address, args.data_root)
+    if report.results is not None:
+        print(f"wrote {report.results[0]} and {report.results[1]}")
+    if report.interrupted:
+        return INTERRUPTED
+    return 1 if report.failed else 0

@@ -84,14 +84,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_run_arguments(p: argparse.ArgumentParser, data_root: bool = False) -> None:
-    """Where a command runs (train, eval, reproduce): CPU threads and, where data is read, the data folder."""
-    p.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=None,
-        help=f"CPU threads (default: IWAVB_THREADS, else {settings.DEFAULT_THREADS})",
-    )
+def add_run_arguments(p: argparse.ArgumentParser, data_root: bool = False, threads: bool = True) -> None:
+    """Where a command runs (train, eval, reproduce, sweep): CPU threads (a sweep's are in its spec) and, where
+    data is read, the data folder."""
+    if threads:
+        p.add_argument(
+            "--threads",
+            type=_positive_int,
+            default=None,
+            help=f"CPU threads (default: IWAVB_THREADS, else {settings.DEFAULT_THREADS})",
+        )
     if data_root:
         p.add_argument(
             "--data-root", type=Path, default=None, help="folder of the data sets (overrides IWAVB_DATA_ROOT)"
@@ -191,6 +193,40 @@ def add_previews_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(command="previews")
 
 
+SWEEP_EPILOG = """examples:
+  python -m iwavb sweep tiny                      # a local Ray on this machine's cores (and GPUs)
+  python -m iwavb sweep table1 --plan             # the trials and what is already done; nothing runs
+  python -m iwavb sweep table1 --address HOST:6379 --out /shared/sweeps/table1   # on a Ray cluster
+  python -m iwavb sweep my-grid.toml              # a spec of your own (see iwavb/sweep/spec.py)
+
+Run it again to go on: finished trials are kept as they are, unfinished ones resume from their last
+checkpoint. The results (Table 1's shape) are written to results.md and results.json in --out."""
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of trials (the paper's Table 1, or a spec of your own) on Ray",
+        description="Train and evaluate every trial of a sweep spec on Ray (a local Ray unless --address or "
+        "RAY_ADDRESS names a cluster), then write the results in the shape of the paper's Table 1.",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("spec", nargs="?", help="a shipped spec (table1, table1-short, tiny) or a spec file (.toml)")
+    p.add_argument("--list", action="store_true", help="list the shipped specs")
+    p.add_argument("--plan", action="store_true", help="show the trials and their state; run nothing")
+    p.add_argument(
+        "--out", type=Path, default=None, help="the sweep's folder (default: <runs folder>/sweeps/<spec name>)"
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="a Ray cluster to run on, HOST:PORT (default: RAY_ADDRESS, else a local Ray on this machine)",
+    )
+    add_run_arguments(p, data_root=True, threads=False)
+    p.set_defaults(command="sweep")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iwavb",
@@ -207,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_reproduce_parser,
         add_results_parser,
         add_previews_parser,
+        add_sweep_parser,
     ):
         add(sub)
     return parser

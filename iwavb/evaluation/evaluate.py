@@ -39,6 +39,7 @@ from .importance import ISConfig, model_importance_log_px
 Estimator = Literal["auto", "is", "ais", "grid"]
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 _IS, _AIS = ISConfig(), AISConfig()  # their defaults are the defaults of the settings below
+ALL_TEST_IMAGES = "all"  # how n_test = None (the whole test split) is spelled on the command line and in specs
 EVAL_FORMAT = "iwavb-eval"
 EVAL_FORMAT_VERSION = 1
 
@@ -59,7 +60,8 @@ class EvalSettings:
         ),
     )
     n_test: int | None = field(
-        default=1_000, metadata=help_text("test images, a seeded subset, or 'all' (None) for the whole test split")
+        default=1_000,
+        metadata=help_text(f"test images, a seeded subset, or '{ALL_TEST_IMAGES}' (None) for the whole test split"),
     )
     seed: int = field(default=0, metadata=help_text("seed of the subset, its binarisation and the estimator"))
     k: int = field(default=_IS.k, metadata=help_text("importance samples per image (is)"))

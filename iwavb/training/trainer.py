@@ -155,9 +155,10 @@ class Trainer:
     def _record(self, means: torch.Tensor, steps: int, seconds: float) -> Record:
         train_bound, disc_loss, disc_acc = means.tolist()  # the interval's one host sync
         if not all(math.isfinite(v) for v in (train_bound, disc_loss, disc_acc)):
+            diverged_at = self.step
             self._restore(self._good_state)
             raise TrainingDiverged(
-                f"training diverged before step {self.step}: the bound or the discriminator loss became "
+                f"training diverged before step {diverged_at}: the bound or the discriminator loss became "
                 f"NaN or infinite. The model was rolled back to step {self._good_state['step']}, the last "
                 "good state; try smaller learning rates."
             )
