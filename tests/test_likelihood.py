@@ -40,8 +40,8 @@ from iwavb.training.config import TrainConfig
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """One torch thread, whatever an earlier test set (a CLI run without --threads takes all cores, and on a
-    busy 2-core machine that made these tests 10x slower)."""
+    """One torch thread, however many the process has (with as many threads as cores, a busy 2-core machine
+    made these tests 10x slower)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
