@@ -14,6 +14,8 @@ from typing import NoReturn
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+APP_TIMEOUT = 120  # s for one script run of AppTest: the first imports torch, plotly and scikit-learn
 SHARED_DATA = ROOT.parent / "shared" / "datasets"
 REQUIRE_BROWSER = "IWAVB_REQUIRE_BROWSER"
 REQUIRE_DATA = "IWAVB_REQUIRE_DATA"
@@ -57,3 +59,25 @@ def _seeded_and_restored():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    """Empty pretrained/ and runs/ folders for the app: (pretrained, runs)."""
+    from app_folders import empty_folders
+
+    for name, value in empty_folders(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    return tmp_path / "pretrained", tmp_path / "runs"
+
+
+@pytest.fixture
+def app(folders):
+    """The app under streamlit.testing's AppTest; its training jobs are closed afterwards."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
+    yield at
+    for key in ("job:train", "job:compare"):
+        if key in at.session_state:
+            at.session_state[key].close()
