@@ -234,6 +234,36 @@ def binary_images(n: int = 8, d: int = 12) -> torch.Tensor:
     return torch.bernoulli(torch.full((n, d), 0.4), generator=torch.Generator().manual_seed(1))
 
 
+def test_the_grid_holds_the_joint_at_its_points_and_the_posterior_it_normalises():
+    """log_joint[b, i, j] is log p(x_b | z) + log p(z) at z = (axis[j], axis[i]); the posterior is the joint
+    over p(x) and sums to 1 over the cells; p(x) of a decoder that ignores z is its pixels' product (up to the
+    prior's mass outside the grid, 3e-7 here); the defaults are the README's 301 x 301 points over [-5, 5]^2."""
+    model, x = small_model("gaussian"), binary_images(3)
+    grid = posterior_grid(model, x, extent=4.0, resolution=41, chunk=100)  # chunks of the 1,681 points
+    assert torch.equal(grid.axis, torch.linspace(-4, 4, 41)) and grid.cell_area == pytest.approx(0.2**2)
+    for i, j in [(0, 0), (3, 17), (40, 9)]:
+        z = torch.stack([grid.axis[j], grid.axis[i]]).expand(3, 1, 2)  # (B, 1, l)
+        joint = model.log_px_given_z(x, z)[:, 0] + log_prior(z)[:, 0]
+        assert torch.allclose(grid.log_joint[:, i, j], joint, atol=1e-4), (i, j)
+    assert grid.posterior.shape == grid.log_joint.shape == (3, 41, 41)
+    assert torch.allclose(grid.posterior, torch.exp(grid.log_joint - grid.log_px[:, None, None]))
+    assert torch.allclose(grid.posterior.sum((1, 2)) * grid.cell_area, torch.ones(3))
+    assert torch.allclose(grid.log_px, posterior_grid(model, x, extent=4.0, resolution=41).log_px)  # one chunk
+
+    default = posterior_grid(model, x[:1])
+    assert torch.equal(default.axis, torch.linspace(-5, 5, 301))
+    with torch.no_grad():
+        for layer in model.decoder[:-1]:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+        model.decoder[-1].weight.zero_()  # logits = the last bias, whatever z
+    logits = model.decoder[-1].bias.detach()
+    pixels = -torch.nn.functional.binary_cross_entropy_with_logits(logits.expand_as(x), x, reduction="none").sum(1)
+    assert torch.allclose(posterior_grid(model, x).log_px, pixels, atol=1e-5)
+    with pytest.raises(ValueError, match="the grid needs latent size 2, this model has 3"):
+        posterior_grid(small_model(latent_dim=3), x)
+
+
 def test_grid_is_and_ais_agree_on_a_latent_size_2_gaussian_q_model():
     model, x = small_model("gaussian"), binary_images()
     exact = posterior_grid(model, x, extent=7.0, resolution=401).log_px
