@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from iwavb.data.splits import OMNIGLOT_TEST_SIZE, VALID_SIZE, DataSplits, Split, paper_splits
+from iwavb.data.splits import OMNIGLOT_TEST_SIZE, VALID_SIZE, BatchSampler, DataSplits, Split, paper_splits
 
 EXTRA = 300  # training images beyond the validation set (a real file has 55,000)
 
@@ -28,6 +28,7 @@ def numbers(split: Split) -> list[int]:
     read = (pixels[:, 0] * 256 + pixels[:, 1]).tolist()
     assert read == split.labels.tolist(), "an image was separated from its label"
     assert split.images.shape[1] == 4 and split.images.dtype == torch.uint8  # flattened, grey levels kept
+    assert split.labels.dtype == torch.int64
     return read
 
 
@@ -58,7 +59,7 @@ def test_validation_is_drawn_from_the_training_file_and_the_test_file_is_kept_wh
     assert sorted(train + valid) == list(range(VALID_SIZE + EXTRA))  # complete: every training image once
     assert test == list(range(50_000, 50_700))  # the test file, whole and in its order
     assert train == sorted(train) and valid == sorted(valid)  # in file order: the first 1,000 valid are fixed
-    assert data.name == "mnist" and data.data_dim == 4
+    assert (data.name, data.label_names, data.data_dim) == ("mnist", ("0",), 4)
 
 
 def test_omniglot_pool_is_split_into_disjoint_test_validation_and_training():
@@ -68,6 +69,7 @@ def test_omniglot_pool_is_split_into_disjoint_test_validation_and_training():
     assert not (set(train) & set(valid) or set(train) & set(test) or set(valid) & set(test))
     assert sorted(train + valid + test) == list(range(OMNIGLOT_TEST_SIZE + VALID_SIZE + EXTRA))
     assert all(part == sorted(part) for part in (train, valid, test))
+    assert (data.name, data.label_names) == ("omniglot", ("a",))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
@@ -87,3 +89,21 @@ def test_the_split_rule_is_pinned():
     (here the training images are the few rows left after validation)."""
     assert numbers(image_file_splits().train)[:5] == [3, 6, 9, 51, 57]
     assert numbers(omniglot_splits().test)[:5] == [1, 4, 7, 11, 12]
+
+
+@pytest.mark.parametrize(("n", "batch"), [(10, 3), (6, 6)])
+def test_the_batch_sampler_draws_each_image_once_per_epoch(n, batch):
+    """Epochs of floor(n / batch) batches without repeats (the rest of a shuffle is dropped), each epoch a
+    new shuffle; a data set as large as a batch is still shuffled, not drawn with replacement."""
+    sampler = BatchSampler(n, batch, torch.Generator().manual_seed(0))
+    per_epoch = n // batch
+    epochs = [torch.cat([sampler.next_indices() for _ in range(per_epoch)]).tolist() for _ in range(3)]
+    assert all(len(set(epoch)) == per_epoch * batch for epoch in epochs)
+    assert all(0 <= i < n for epoch in epochs for i in epoch)
+    assert epochs[0] != epochs[1] or epochs[1] != epochs[2]  # shuffled anew
+
+
+def test_the_batch_sampler_draws_with_replacement_from_fewer_images_than_a_batch():
+    sampler = BatchSampler(4, 64, torch.Generator().manual_seed(0))  # the toy data: 4 points, batches of 64
+    indices = sampler.next_indices()
+    assert indices.shape == (64,) and set(indices.tolist()) == {0, 1, 2, 3}
