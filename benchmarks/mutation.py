@@ -69,6 +69,11 @@ class ModuleScore:
         return [name for name, status in self.status.items() if status not in CAUGHT.values()]
 
     @property
+    def unsure(self) -> list[str]:
+        """The mutants to test again after adding tests: the survivors, and those caught only by a timeout."""
+        return [name for name, status in self.status.items() if status not in ("killed", "crashed")]
+
+    @property
     def caught(self) -> int:
         return sum(1 for status in self.status.values() if status in CAUGHT.values())
 
@@ -106,7 +111,7 @@ def measure(module: str, max_children: int, survivors_only: bool) -> ModuleScore
     previous = load_score(module) if survivors_only else None
     if survivors_only and previous is None:
         raise SystemExit(f"{module}: no earlier result to take the survivors from; run it whole first")
-    names = previous.survivors if previous is not None else ["iwavb." + module.replace("/", ".") + "*"]
+    names = previous.unsure if previous is not None else ["iwavb." + module.replace("/", ".") + "*"]
     SCORES.mkdir(parents=True, exist_ok=True)
     MUTANTS.mkdir(exist_ok=True)
     start = time.monotonic()
@@ -160,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="e.g. core/bounds (default: every configured module)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
-    parser.add_argument("--survivors", action="store_true", help="test again only the last result's survivors")
+    parser.add_argument(
+        "--survivors", action="store_true", help="test again only the last result's survivors (and timeouts)"
+    )
     parser.add_argument("--report", action="store_true", help="only report the last results, run nothing")
     args = parser.parse_args(argv)
     known = configured_modules()

@@ -33,6 +33,7 @@ from iwavb.evaluation.importance import (
     importance_log_px,
     model_importance_log_px,
     proposal_log_weights,
+    q_proposal,
 )
 from iwavb.training.checkpoint import CheckpointError, save_checkpoint
 from iwavb.training.config import TrainConfig
@@ -101,6 +102,37 @@ def test_fitted_student_t_has_the_widened_covariance():
     assert torch.allclose(cov_draws / draws.shape[1], 1.5**2 * cov_target, rtol=0.15, atol=1e-4)
     with pytest.raises(ValueError, match="df > 2"):
         fit_proposal(draws, df=2.0)
+
+
+def test_fit_proposal_matches_the_moments_it_is_given():
+    """Two draws, 0 and 2: mean 1 and unbiased variance 2, times widen^2 = 2.25 for a Gaussian; a Student-t
+    with 3 degrees of freedom (the fewest with a covariance) gets the scale whose covariance that is."""
+    z = torch.tensor([[[0.0], [2.0]]], dtype=torch.float64)  # (B=1, S=2, l=1)
+    gaussian = fit_proposal(z, widen=1.5)
+    assert gaussian.loc.item() == 1.0 and gaussian.df == math.inf
+    assert gaussian.scale_tril.item() ** 2 == pytest.approx(2.25 * 2 + 1e-6, rel=1e-12)
+    student = fit_proposal(z, widen=1.0, df=3.0)
+    assert student.scale_tril.item() ** 2 == pytest.approx(2 * (3 - 2) / 3 + 1e-6, rel=1e-12)
+    with pytest.raises(ValueError) as caught:
+        fit_proposal(z[:, :1])
+    assert str(caught.value) == "fitting a proposal needs at least 2 samples of q per image"
+
+
+def test_q_proposal_is_a_gaussian_q_itself_and_a_fit_to_an_implicit_qs_draws():
+    x = binary_images(4)
+    gaussian = small_model("gaussian")
+    mean, log_var = gaussian.encoder(x)
+    proposal = q_proposal(gaussian, x, fit_samples=10)
+    assert torch.equal(proposal.loc, mean)
+    assert torch.equal(proposal.scale_tril, torch.diag_embed(torch.exp(0.5 * log_var)))
+    implicit = small_model("implicit")
+    for settings in ({"widen": 1.2, "df": 5.0}, {}):  # {}: the defaults, q's own spread as a Gaussian
+        torch.manual_seed(3)
+        proposal = q_proposal(implicit, x, 300, **settings)
+        torch.manual_seed(3)
+        reference = fit_proposal(implicit.sample_q(x, 300)[0], **settings)
+        assert torch.allclose(proposal.loc, reference.loc) and torch.allclose(proposal.scale_tril, reference.scale_tril)
+        assert proposal.df == reference.df
 
 
 def test_chunked_importance_sampling_equals_one_logmeanexp():
