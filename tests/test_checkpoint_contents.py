@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,6 +85,9 @@ def test_weights_that_do_not_fit_are_named_missing_unexpected_and_of_the_wrong_s
     in_memory = Checkpoint(CONFIG, {"extra.weight": torch.zeros(2)}, 0, [], {})  # no file behind it
     with pytest.raises(CheckpointError, match=r"^checkpoint: its weights do not fit"):
         in_memory.build_model()
+    with pytest.raises(CheckpointError, match=r"^elsewhere\.safetensors: its weights do not fit"):
+        elsewhere = Path("elsewhere.safetensors")
+        Checkpoint(CONFIG, {"extra.weight": torch.zeros(2)}, 0, [], {}, path=elsewhere).build_model()
 
 
 def test_each_broken_header_is_named(tmp_path):
