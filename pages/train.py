@@ -58,17 +58,19 @@ if start.button("Start", type="primary", width="stretch", help="Train a new run 
         job = start_job("train", [RunSpec(config)])
         snap = job.snapshot()
 active = snap is not None and snap.active
+# After each control, the page is drawn anew, so that the buttons show the job's new state at once (Pause
+# turns into Resume; Pause and Stop are disabled once the run has stopped).
 if job is not None and snap is not None and snap.status == "paused":
     if pause.button("Resume", width="stretch"):
         job.resume()
-        snap = job.snapshot()
+        st.rerun()
 elif pause.button("Pause", width="stretch", disabled=not active) and job is not None:
     job.pause()
-    snap = job.snapshot()
+    st.rerun()
 if stop.button("Stop", width="stretch", disabled=not active) and job is not None:
     job.stop()
     job.join(5)
-    snap = job.snapshot()
+    st.rerun()
 trainer = job.trainer() if job is not None else None
 if save.button("Save checkpoint", width="stretch", disabled=trainer is None) and trainer is not None:
     save_run(trainer)

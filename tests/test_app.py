@@ -3,7 +3,8 @@
 AppTest runs the scripts in this process: `run_every` fragments do not fire by themselves (we call
 `at.run()` again), Plotly charts come back as UnknownElement with the figure JSON in `.proto.spec`
 (the live-charts component's figures are in its `.proto.json_args`), and the jobs are reached through
-`at.session_state`.
+`at.session_state`. The `app` and `folders` fixtures are in conftest.py; tests/test_app_values.py checks
+the numbers the pages show and what their buttons do.
 """
 
 from __future__ import annotations
@@ -15,31 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from app_folders import empty_folders
+from conftest import APP
 from streamlit.testing.v1 import AppTest
 
 from iwavb.training.config import TrainConfig
 from iwavb.training.trainer import Trainer
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/home.py", "pages/train.py", "pages/compare.py", "pages/posteriors.py", "pages/checkpoints.py"]
-TIMEOUT = 120  # the first script run imports torch, plotly and scikit-learn
-
-
-@pytest.fixture
-def folders(tmp_path, monkeypatch):
-    for name, value in empty_folders(tmp_path).items():
-        monkeypatch.setenv(name, value)
-    return tmp_path / "pretrained", tmp_path / "runs"
-
-
-@pytest.fixture
-def app(folders):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    yield at
-    for key in ("job:train", "job:compare"):
-        if key in at.session_state:
-            at.session_state[key].close()
 
 
 def on_page(at: AppTest, page: str) -> AppTest:
@@ -93,7 +76,7 @@ def test_the_first_page_renders_without_importing_torch():
     """The Home page is the first view: it must come up fast, so it may not pull in PyTorch."""
     code = (
         "import sys; from streamlit.testing.v1 import AppTest; "
-        f"at = AppTest.from_file({APP!r}, default_timeout=60).run(); "
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=60).run(); "
         "assert not at.exception, at.exception; print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -78,6 +78,43 @@ def test_bound_does_not_decrease_with_k():
 def test_effective_sample_size_bounds():
     assert torch.allclose(effective_sample_size(torch.zeros(1, 10)), torch.tensor([10.0]))
     assert torch.allclose(effective_sample_size(torch.tensor([[0.0, -1e4, -1e4]])), torch.tensor([1.0]))
+    weights = torch.tensor([[1.0, 2.0, 3.0]])  # (1 + 2 + 3)^2 / (1 + 4 + 9) = 36 / 14
+    assert torch.allclose(effective_sample_size(weights.log()), torch.tensor([36 / 14]))
+
+
+def test_discriminator_loss_is_2_14_with_the_priors_draws_of_the_same_generator():
+    """With T(x, z) = z_1 (a stand-in), the loss is mean softplus(-T) over q's samples plus mean softplus(T)
+    over the prior's, and the accuracy counts T > 0 for q and T < 0 for p; the prior's z are the generator's
+    next draws, in q's dtype (here float64)."""
+
+    class FirstCoordinate(nn.Module):
+        def forward(self, x, z, x_part=None):
+            return z[..., 0]
+
+    t_q = torch.tensor([[0.5, -2.0, 3.0, 1.5, -0.2, 0.7, 2.0, -1.0]], dtype=torch.float64)  # (B=1, K=8)
+    z_q = torch.stack([t_q, torch.zeros_like(t_q)], dim=-1)  # (1, 8, 2): 16 draws, so float32 and float64 draws differ
+    result = discriminator_loss(FirstCoordinate(), torch.zeros(1, 4), z_q, torch.Generator().manual_seed(2))
+    t_p = torch.randn(1, 8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))[..., 0]
+    expected = nn.functional.softplus(-t_q).mean() + nn.functional.softplus(t_p).mean()
+    assert torch.allclose(result.loss, expected)
+    assert torch.allclose(result.accuracy.double(), 0.5 * ((t_q > 0).double().mean() + (t_p < 0).double().mean()))
+    assert ((t_q > 0) & (t_q < 1)).any() and ((t_p > 0) & (t_p < 1)).any()  # a threshold moved to 1 would show
+
+
+def test_precomputed_x_features_are_the_ones_used():
+    """T's x-features, where passed, are used as given (they are computed once per step and shared): the
+    features of another x give T of that x."""
+    config = ModelConfig(data_dim=5, latent_dim=2, q="implicit", hidden=8, noise_dim=3)
+    model = LatentVariableModel(config)
+    disc = model.discriminator
+    x, other = binary_batch(4, 5), 1 - binary_batch(4, 5)
+    z = torch.randn(4, 3, 2)
+    assert torch.allclose(frozen_discriminator(disc, x, z, disc.x_part(other)), disc(other, z))
+    generator = torch.Generator().manual_seed(0)
+    weights = log_weights(model, x, 3, generator, disc.x_part(other))
+    assert torch.allclose(weights.log_ratio, disc(other, weights.z))
+    loss = discriminator_loss(disc, x, z, torch.Generator().manual_seed(1), disc.x_part(other))
+    assert torch.allclose(loss.loss, discriminator_loss(disc, other, z, torch.Generator().manual_seed(1)).loss)
 
 
 class FixedGaussianQ(nn.Module):

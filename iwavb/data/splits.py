@@ -97,3 +97,11 @@ class BatchSampler:
         idx = self._order[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
         return idx
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Where the sampler is in its epoch: the epoch's order and the position in it, as tensors."""
+        return {"order": self._order, "position": torch.tensor(self._pos)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._order = state["order"].to(self.generator.device)
+        self._pos = int(state["position"])

@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 META_KEY = "iwavb"
 MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
+RANDOM_PREFIX = "random."
 
 
 class CheckpointError(IWAVBError):
@@ -43,6 +44,7 @@ class Checkpoint:
     history: list[dict[str, Any]]
     meta: dict[str, Any]  # library version, created, device, training seconds, dtype, extras
     optimizer_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    random_state: dict[str, torch.Tensor] = field(default_factory=dict)  # where the run's random stream stood
     path: Path | None = None
 
     def build_model(self, device: torch.device | str = "cpu") -> LatentVariableModel:
@@ -90,8 +92,10 @@ def save_checkpoint(
     optimizer_states: dict[str, dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
     half: bool = False,
+    random_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write the checkpoint atomically; `half` stores weights as float16 (for shipped checkpoints)."""
+    """Write the checkpoint atomically; `half` stores weights as float16 (for shipped checkpoints);
+    `random_state`: tensors that let a resumed run draw what the uninterrupted one would (Trainer)."""
     path = Path(path)
     dtype = torch.float16 if half else torch.float32
     tensors = {
@@ -100,6 +104,7 @@ def save_checkpoint(
     }
     optim_tensors, optim_groups = _flatten_optimizers(optimizer_states or {})
     tensors.update(optim_tensors)
+    tensors.update({RANDOM_PREFIX + k: v.detach().cpu().contiguous() for k, v in (random_state or {}).items()})
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -168,6 +173,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         history=list(meta.get("history", [])),
         meta=meta,
         optimizer_states=_unflatten_optimizers(tensors, meta.get("optimizer_param_groups", {})),
+        random_state={k.removeprefix(RANDOM_PREFIX): v for k, v in tensors.items() if k.startswith(RANDOM_PREFIX)},
         path=path,
     )
     _load_model_state(LatentVariableModel(config.model_config()), model_state, path)  # validates shapes

@@ -222,6 +222,7 @@ class Trainer:
                 None if shipped else states,
                 {**info, **(extra or {})},
                 half=shipped,
+                random_state=None if shipped else self._random_state(),
             )
 
     @classmethod
@@ -239,5 +240,22 @@ class Trainer:
             trainer.step = checkpoint.step
             trainer.elapsed_s = float(checkpoint.meta.get("train_seconds", 0.0))
             trainer.history = [Record(**r) for r in checkpoint.history]
+            trainer._load_random_state(checkpoint.random_state)
         trainer._good_state = trainer._state()
         return trainer
+
+    def _random_state(self) -> dict[str, torch.Tensor]:
+        """Where the run's random stream stands: the generator's state (named by device type: a CPU and a CUDA
+        generator's differ) and the sampler's epoch. Restored on resume, so that the run continues bit for bit."""
+        sampler = {f"sampler.{k}": v for k, v in self.sampler.state_dict().items()}
+        return {f"generator.{self.device.type}": self.generator.get_state(), **sampler}
+
+    def _load_random_state(self, state: dict[str, torch.Tensor]) -> None:
+        """The saved stream where it was saved on this kind of device; else (another device, or a checkpoint
+        without it) the run goes on with the stream of its seed."""
+        generator = state.get(f"generator.{self.device.type}")
+        if generator is None:
+            return
+        self.generator.set_state(generator.cpu())
+        sampler = {k.removeprefix("sampler."): v for k, v in state.items() if k.startswith("sampler.")}
+        self.sampler.load_state_dict(sampler)

@@ -1,0 +1,120 @@
+"""What a checkpoint file holds (its metadata, its defaults when fields are absent) and what each error says.
+
+Files are written here with safetensors directly, so that each test can leave out or break one thing.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from iwavb import __version__
+from iwavb.core.model import LatentVariableModel
+from iwavb.training import checkpoint as checkpoint_module
+from iwavb.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from iwavb.training.config import TrainConfig
+
+CONFIG = TrainConfig.for_method("avb", dataset="toy", latent_dim=2, hidden=8, noise_dim=4, steps=5)
+
+
+def model() -> LatentVariableModel:
+    torch.manual_seed(0)
+    return LatentVariableModel(CONFIG.model_config())
+
+
+def rewrite(path, tensors=None, meta=None):
+    """Rewrite a checkpoint file with other tensors and/or metadata (a dict, or raw text for the header)."""
+    with safe_open(str(path), framework="pt") as f:
+        old_meta = f.metadata()["iwavb"]
+    tensors = load_file(str(path)) if tensors is None else tensors
+    raw = old_meta if meta is None else meta if isinstance(meta, str) else json.dumps(meta)
+    save_file(tensors, str(path), metadata={"iwavb": raw})
+    return path
+
+
+def test_the_metadata_records_format_library_time_dtype_and_host(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [{"step": 3}])  # float32 by default
+    meta = read_metadata(path)
+    assert (meta["format"], meta["format_version"], meta["library_version"]) == ("iwavb-checkpoint", 1, __version__)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", meta["created"]), meta["created"]
+    assert (meta["weights_dtype"], meta["host"], meta["step"]) == ("float32", platform.node(), 3)
+    half = save_checkpoint(tmp_path / "h.safetensors", CONFIG, model(), 3, [], half=True)
+    assert read_metadata(half)["weights_dtype"] == "float16"
+    loaded = load_checkpoint(path)
+    assert loaded.path == path and loaded.history == [{"step": 3}]
+
+
+def test_a_checkpoint_without_step_history_or_optimiser_groups_loads_with_their_defaults(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    meta = read_metadata(path)
+    for field in ("step", "history", "optimizer_param_groups", "format_version"):
+        del meta[field]  # as an older or hand-made file may lack them
+    loaded = load_checkpoint(rewrite(path, meta=meta))
+    assert (loaded.step, loaded.history, loaded.optimizer_states) == (0, [], {})
+
+
+def test_weights_that_do_not_fit_are_named_missing_unexpected_and_of_the_wrong_shape(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    tensors = load_file(str(path))
+    names = sorted(k for k in tensors if k.startswith("model."))
+    for name in names[:4]:
+        del tensors[name]
+    tensors["model.extra.weight"] = torch.zeros(2)
+    tensors[names[4]] = torch.zeros(1, 1)
+    missing = ", ".join(n.removeprefix("model.") for n in names[:3])
+    expected = (
+        f"{path}: its weights do not fit its own configuration: 4 missing ({missing}); 1 unexpected (extra.weight); "
+        f"1 of the wrong shape ({names[4].removeprefix('model.')})"
+    )
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(rewrite(path, tensors))
+    assert str(caught.value) == expected
+
+    only_unexpected = {**load_file(str(save_checkpoint(tmp_path / "b.safetensors", CONFIG, model(), 3, [])))}
+    only_unexpected["model.extra.weight"] = torch.zeros(2)
+    with pytest.raises(CheckpointError, match=r"b\.safetensors: .*: 1 unexpected \(extra\.weight\)$"):
+        load_checkpoint(rewrite(tmp_path / "b.safetensors", only_unexpected))
+
+    in_memory = Checkpoint(CONFIG, {"extra.weight": torch.zeros(2)}, 0, [], {})  # no file behind it
+    with pytest.raises(CheckpointError, match=r"^checkpoint: its weights do not fit"):
+        in_memory.build_model()
+    with pytest.raises(CheckpointError, match=r"^elsewhere\.safetensors: its weights do not fit"):
+        elsewhere = Path("elsewhere.safetensors")
+        Checkpoint(CONFIG, {"extra.weight": torch.zeros(2)}, 0, [], {}, path=elsewhere).build_model()
+
+
+def test_each_broken_header_is_named(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    with pytest.raises(CheckpointError, match=r"a\.safetensors: its metadata is not valid JSON: Expecting"):
+        read_metadata(rewrite(path, meta="{not json"))
+    with pytest.raises(CheckpointError, match=r"a\.safetensors: not an IWAVB Lab checkpoint \(format 'other'\)"):
+        read_metadata(rewrite(path, meta={"format": "other"}))
+    with pytest.raises(CheckpointError, match=r"a\.safetensors: its configuration is missing or invalid: 'config'"):
+        load_checkpoint(rewrite(path, meta={"format": "iwavb-checkpoint"}))
+
+
+def test_unreadable_weights_and_stray_optimiser_tensors_are_named(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    tensors = {**load_file(str(path)), "optim.ghost.0.step": torch.zeros(())}
+    with pytest.raises(CheckpointError, match=r"optimiser tensor optim\.ghost\.0\.step has no parameter groups"):
+        load_checkpoint(rewrite(path, tensors))
+
+    opened = []
+
+    def failing_second_open(*args, **kwargs):  # the header reads fine; the weights do not
+        opened.append(args)
+        if len(opened) == 2:
+            raise OSError("input/output error")
+        return safe_open(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "safe_open", failing_second_open)
+    path = save_checkpoint(tmp_path / "b.safetensors", CONFIG, model(), 3, [])
+    with pytest.raises(CheckpointError, match=r"b\.safetensors: its weights could not be read .*input/output error"):
+        load_checkpoint(path)

@@ -1,0 +1,154 @@
+"""The trainer's state: both optimisers through save -> load -> resume and through a NaN rollback, a resumed
+run that continues bit for bit, and the configured K reaching the step.
+
+Tiny networks on synthetic toy-shaped data (40 points of width 4, batch 8), so that an epoch spans five
+batches and a run can be interrupted mid-epoch; each test takes well under a second of training.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from iwavb.core.bounds import iw_bound, log_weights
+from iwavb.data.splits import BatchSampler, DataSplits, Split, binarize
+from iwavb.training.checkpoint import load_checkpoint
+from iwavb.training.config import TrainConfig
+from iwavb.training.trainer import Trainer, TrainingDiverged
+
+K = 4
+
+
+def synthetic_data(n: int = 40, seed: int = 0) -> DataSplits:
+    """Grey levels 0..255 in toy-shaped rows (width 4), more rows than a batch: the sampler shuffles epochs."""
+    g = torch.Generator().manual_seed(seed)
+    split = Split(torch.randint(0, 256, (n, 4), generator=g, dtype=torch.uint8), torch.zeros(n, dtype=torch.long))
+    return DataSplits("toy", split, split, split, ("a",))
+
+
+def small_config(method: str, steps: int = 20, seed: int = 0) -> TrainConfig:
+    return TrainConfig.for_method(
+        method,
+        k=K if method in ("iwae", "iwavb") else None,
+        dataset="toy",
+        latent_dim=2,
+        hidden=16,
+        noise_dim=8,
+        steps=steps,
+        batch_size=8,
+        log_every=4,
+        eval_every=8,
+        seed=seed,
+        device="cpu",
+    )
+
+
+def optimiser_states(trainer: Trainer) -> dict[str, dict[str, Any]]:
+    """Both optimisers' state_dicts, copied (the discriminator's is absent for a Gaussian q)."""
+    states = {"optimizer": trainer.optimizer.state_dict()}
+    if trainer.disc_optimizer is not None:
+        states["disc_optimizer"] = trainer.disc_optimizer.state_dict()
+    return copy.deepcopy(states)
+
+
+def assert_same_optimiser_states(actual: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]) -> None:
+    """Tensor for tensor (exp_avg, exp_avg_sq, step of every parameter), and the same hyperparameters."""
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        got, want = actual[name]["state"], expected[name]["state"]
+        assert got.keys() == want.keys(), name
+        for index in want:
+            assert got[index].keys() == want[index].keys(), (name, index)
+            for slot, value in want[index].items():
+                assert torch.equal(torch.as_tensor(got[index][slot]), torch.as_tensor(value)), (name, index, slot)
+        # JSON's lists stand for tuples (Adam's betas) once a state has been through a checkpoint
+        groups = [json.loads(json.dumps(s[name]["param_groups"])) for s in (actual, expected)]
+        assert groups[0] == groups[1], name
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), [k for k in sa if not torch.equal(sa[k], sb[k])]
+
+
+def metric_rows(trainer: Trainer) -> list[tuple]:
+    """The history without its timings (steps/s and seconds differ between any two runs)."""
+    return [(r.step, r.train_bound, r.valid_bound, r.disc_loss, r.disc_accuracy) for r in trainer.history]
+
+
+@pytest.mark.parametrize("method", ["iwae", "iwavb"])
+def test_save_load_resume_keeps_both_optimiser_states(tmp_path, method):
+    data = synthetic_data()
+    trainer = Trainer(small_config(method, steps=12), data=data)
+    list(trainer.run())
+    saved = optimiser_states(trainer)
+    assert all(saved[name]["state"] for name in saved)  # Adam has moments to lose
+    checkpoint = load_checkpoint(trainer.save(tmp_path / "run.safetensors"))
+    assert_same_optimiser_states(checkpoint.optimizer_states, saved)  # both written, neither dropped
+    resumed = Trainer.from_checkpoint(checkpoint, steps=20, device="cpu", data=data)
+    assert_same_optimiser_states(optimiser_states(resumed), saved)  # and both used on resume
+    assert_same_weights(resumed.model, trainer.model)
+
+
+def test_a_nan_rollback_restores_the_weights_and_both_optimisers():
+    trainer = Trainer(small_config("avb", steps=40), data=synthetic_data())
+    run = trainer.run()
+    assert next(run).step == 4
+    good_weights = copy.deepcopy(trainer.model)
+    good_states = optimiser_states(trainer)
+    with torch.no_grad():
+        trainer.model.decoder[0].weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="rolled back to step 4"):
+        next(run)
+    assert trainer.step == 4 and [r.step for r in trainer.history] == [4]
+    assert_same_weights(trainer.model, good_weights)
+    assert_same_optimiser_states(optimiser_states(trainer), good_states)  # not the NaN moments of steps 5-8
+
+
+@pytest.mark.parametrize("method", ["vae", "iwavb"])
+def test_a_resumed_run_continues_bit_for_bit_like_an_uninterrupted_one(tmp_path, method):
+    """Saved at step 8, mid-epoch (five batches per epoch), as the app's Save button does while a run trains,
+    then resumed: the same batches, binarisations and draws follow, so every metric and every weight equals
+    the uninterrupted run's."""
+    data = synthetic_data()
+    whole = Trainer(small_config(method, steps=20), data=data)
+    list(whole.run())
+
+    first = Trainer(small_config(method, steps=20), data=data)
+    run = first.run()
+    next(run), next(run)  # the records of steps 4 and 8; the run waits at step 8
+    path = first.save(tmp_path / "half.safetensors")
+    run.close()
+    resumed = Trainer.from_checkpoint(load_checkpoint(path), device="cpu", data=data)
+    list(resumed.run())
+
+    assert resumed.step == whole.step == 20
+    assert_same_weights(resumed.model, whole.model)
+    assert_same_optimiser_states(optimiser_states(resumed), optimiser_states(whole))
+    assert metric_rows(resumed) == metric_rows(whole)  # steps 4 to 20: the same values, bit for bit
+
+
+@pytest.mark.parametrize("method", ["iwae", "iwavb"])
+def test_the_first_step_trains_the_bound_at_the_configured_k(method):
+    """The bound the first step returns is `iw_bound(log_weights(model, x, K))` for the configured K, drawn
+    with the same random state: the same batch, binarisation and samples of q. K = 1 would give another."""
+    data = synthetic_data()
+    trainer = Trainer(small_config(method), data=data)
+    model = copy.deepcopy(trainer.model)  # the weights before the step
+
+    def bound_at(k: int) -> torch.Tensor:
+        generator = torch.Generator().set_state(trainer.generator.get_state())
+        sampler = BatchSampler(len(data.train), trainer.config.batch_size, generator)
+        x = binarize(data.train.images[sampler.next_indices()], generator)
+        with torch.no_grad():
+            return iw_bound(log_weights(model, x, k, generator).log_w).mean()
+
+    expected, single = bound_at(K), bound_at(1)
+    step_bound, _, _ = trainer.train_step()
+    torch.testing.assert_close(step_bound, expected, rtol=0, atol=1e-6)
+    assert (step_bound - single).abs() > 1e-3  # the test can tell K from 1
