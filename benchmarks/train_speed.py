@@ -49,7 +49,7 @@ class Row:
     family: str
     method: str
     k: int
-    variant: str  # vectorised, looped, amp, compile, cuda-graph, or pythae
+    variant: str  # a name of variants.VARIANTS, or pythae
     steps_per_s: float | None = None  # the best ~0.25 s chunk
     mean_steps_per_s: float | None = None  # over the whole case
     flops_per_step: int | None = None
@@ -61,13 +61,17 @@ class Row:
 def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: float) -> Row:
     """One row: a fresh trainer, its step prepared by `variant`, measured; a failure becomes a note."""
     row = Row(config.family, config.method, config.k, variant)
-    trainer = Trainer(config, data)
-    eager = variant in ("vectorised", "looped", "amp")
+    how = VARIANTS[variant]
     try:
+        trainer = Trainer(dataclasses.replace(config, accelerate=how.accelerate), data)
         with ExitStack() as stack:
-            step = VARIANTS[variant](trainer, stack)
+            step = how.build(trainer, stack)
             figures = measure(
-                step, trainer.device, seconds, count_flops=eager, track_memory=eager or trainer.device.type == "cuda"
+                step,
+                trainer.device,
+                seconds,
+                count_flops=how.eager,
+                track_memory=how.eager or trainer.device.type == "cuda",
             )
     except Exception as err:
         return dataclasses.replace(row, note=f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
@@ -154,7 +158,7 @@ def with_shared_flops(rows: list[Row]) -> list[Row]:
     counted = {(r.family, r.method, r.k): r.flops_per_step for r in rows if r.variant == "vectorised"}
     return [
         dataclasses.replace(r, flops_per_step=counted.get((r.family, r.method, r.k)))
-        if r.flops_per_step is None and r.variant in ("compile", "cuda-graph")
+        if r.flops_per_step is None and r.variant in VARIANTS and not VARIANTS[r.variant].eager
         else r
         for r in rows
     ]
@@ -186,7 +190,7 @@ def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
 
     for r in rows:
         rate, flops = r.steps_per_s, r.flops_per_step
-        ceiling = gemm.get("bfloat16" if r.variant == "amp" else "float32", gemm["float32"])
+        ceiling = gemm.get("bfloat16" if "amp" in r.variant else "float32", gemm["float32"])
         bound = 100 * rate * flops / ceiling if rate and flops else None
         reference = base.get((r.family, r.method, r.k))
         versus = rate / reference if rate and reference else None
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     data, data_note = benchmark_data(args.data, args.data_root)
     data = data.to(device)  # once: every trainer then uses these tensors as they are
     load_before = os.getloadavg()
-    dtypes = (torch.float32, *((torch.bfloat16,) if "amp" in variants else ()))
+    dtypes = (torch.float32, *((torch.bfloat16,) if any("amp" in v for v in variants) else ()))
     gemm_start = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}
     rows = run_cases(args, todo, data)
     gemm_end = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}

@@ -57,7 +57,7 @@ def results_table(entries: list[ManifestEntry]) -> str:
             else "not evaluated"
         )
         lines.append(
-            f"| {e.name} | {c.dataset} | {c.method.upper()} | {c.latent_dim} | {c.k} | {c.family} | {share} "
+            f"| {e.name} | {c.dataset} | {c.title} | {c.latent_dim} | {c.k} | {c.family} | {share} "
             f"| {estimate} | {others} | {_fmt(paper)} | {_fmt(r.train_seconds, 0)} s, {r.hardware or '–'} |"
         )
     return "\n".join(lines) + "\n"
@@ -107,7 +107,7 @@ def paired_differences(entries: list[ManifestEntry]) -> str:
                 better = f"{int((d < 0).sum())} of {d.numel()} images"
             lines.append(
                 f"| {e.config.dataset} | {e.config.latent_dim} | {result.estimator} | {d.numel()} "
-                f"| {e.config.method.upper()} (K = {e.config.k}) | {change} | {better} |"
+                f"| {e.config.title} (K = {e.config.k}) | {change} | {better} |"
             )
     return "\n".join(lines) + "\n"
 

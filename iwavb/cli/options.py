@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args, get_origin
 
-NONE_WORDS = {"n_test": "all"}  # a field whose None is spelled by a word on the command line
+NONE_WORDS = {"n_test": "all", "batch_size": "auto"}  # a field whose None is spelled by a word on the command line
 
 
 def _parser_for(kind: Any, name: str) -> tuple[Callable[[str], Any], tuple[str, ...] | None]:
