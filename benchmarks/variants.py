@@ -74,6 +74,18 @@ def looped(trainer: Trainer, stack: ExitStack) -> Step:
     return trainer.train_step
 
 
+def compiled_networks(trainer: Trainer, stack: ExitStack) -> Step:
+    """torch.compile of each network (q's x-features, the decoder, T's x- and z-networks) instead of the
+    objectives: no random draws inside what is compiled, so no graph breaks there (CPU trial, README)."""
+    model = trainer.model
+    networks = [model.decoder, model.encoder.features]
+    if model.discriminator is not None:
+        networks += [model.discriminator.x_net, model.discriminator.z_net]
+    for network in networks:
+        network.compile()  # in place: the module's forward goes through torch.compile
+    return trainer.train_step
+
+
 Builder = Callable[[Trainer, ExitStack], Step]
 
 
@@ -91,5 +103,6 @@ VARIANTS: dict[str, Variant] = {
     "graph": Variant("graph", eager=False),
     "amp+graph": Variant("amp+graph", eager=False),
     "compile": Variant("compile", eager=False),
+    "compile-nets": Variant("none", compiled_networks, eager=False),
 }
 CUDA_VARIANTS = ("amp", "graph", "amp+graph", "compile")  # added by default on a GPU

@@ -11,6 +11,8 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
+from iwavb.artefacts.pretrained import ManifestEntry
+from iwavb.artefacts.results import results_table
 from iwavb.cli import main
 from iwavb.core.bounds import (
     CONTRAST_JITTER,
@@ -243,3 +245,8 @@ def test_a_checkpoint_from_before_adaptive_contrast_loads_as_none(tmp_path):
     loaded = load_checkpoint(old)
     assert loaded.config.contrast == "none" and loaded.config.accelerate == "auto"
     assert isinstance(loaded.build_model().encoder, ImplicitEncoder)
+
+
+def test_results_rows_name_the_contrast():
+    entry = ManifestEntry("mnist-iwavb-ac", "IWAVB with AC", TrainConfig.for_method("iwavb", contrast="adaptive"))
+    assert "| IWAVB + AC | 8 | 10 |" in results_table([entry])

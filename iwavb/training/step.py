@@ -78,7 +78,8 @@ class GraphedStep:
             self.indices = indices.clone()
             self.graph = torch.cuda.CUDAGraph()
             self.graph.register_generator_state(self.generator)  # the run's generator, besides the default one
-            with torch.cuda.graph(self.graph):
+            # thread_local: another job's thread may use the GPU while this one captures (the app's queue)
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.outputs = self.step(self.indices)
         else:
             assert self.indices is not None

@@ -54,6 +54,8 @@ class Trainer:
                 model = LatentVariableModel(config.model_config())
         self.model = model.to(self.device)
         self.accelerate = resolve_accelerate(config.accelerate, self.device, config.family)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # a run's shapes never change: let cuDNN pick its fastest kernels
         betas = (config.beta1, 0.999)
         lr, disc_lr = config.learning_rates()
         self.optimizer = torch.optim.Adam(self.model.generative_parameters(), lr=lr, betas=betas, fused=True)
