@@ -10,7 +10,8 @@ Parts, each timed and each allowed to fail without stopping the others (the plan
    every way the trainer can run it (`TrainConfig.accelerate`), beside the naive K-loop at K = 10, with each
    one's steps/s, fraction of the bfloat16 FLOP bound, peak memory and host syncs;
 3. agreement (~30 s): the mean training bound of 20 steps from one seed, every way against plain float32;
-4. training (what is left of the budget, at most 3 min): conv IWAVB + AC, K = 10, l = 8, on MNIST;
+4. training (what is left of the budget, at most 3 min): conv IWAVB + AC, K = 10, l = 8, on MNIST, then its
+   objective on 64 validation images on the GPU and, with the same weights, on the CPU (~10 s);
 5. AIS (~1.5 min): the trained model's AIS throughput (images/s at the paper's 8 chains x 1,000
    distributions, and the time of the 10,000 test images extrapolated from two measured runs on one chunk:
    iwavb/evaluation/ais_timing.py), then its AIS NLL on a few hundred test images (fewer distributions, so
@@ -24,6 +25,7 @@ safetensors, numpy, tqdm) and says so in its report.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -37,9 +39,11 @@ from typing import Any
 
 import torch
 
+from iwavb.core.bounds import bound
 from iwavb.core.config import Contrast, Family, MethodName, method_title
+from iwavb.core.model import eval_mode
 from iwavb.data.loading import DataError, export_dataset, load_dataset_file
-from iwavb.data.splits import DataSplits
+from iwavb.data.splits import DataSplits, binarize
 from iwavb.evaluation.ais import AISConfig, ais_images_per_call
 from iwavb.evaluation.ais_timing import time_ais
 from iwavb.evaluation.evaluate import EvalSettings, estimate_log_px, evaluation_images
@@ -251,6 +255,26 @@ def training(plan: Plan, data: DataSplits, device: torch.device, seconds: float)
     }
 
 
+def devices(trainer: Trainer, data: DataSplits, images: int = 64) -> dict[str, Any]:
+    """The trained model's bound (its own K) on the same validation images on this device and on the CPU,
+    the same weights: they differ only by the Monte Carlo noise of their own draws (and float rounding)."""
+    x = binarize(data.valid.images[:images].cpu(), torch.Generator().manual_seed(0))
+    bounds = {}
+    for where, model in (("device", trainer.model), ("cpu", copy.deepcopy(trainer.model).cpu())):
+        with eval_mode(model), torch.no_grad():
+            bounds[where] = bound(model, x.to(next(model.parameters()).device), trainer.config.k).double().cpu()
+    difference = (bounds["device"].mean() - bounds["cpu"].mean()).item()
+    se = math.sqrt(sum(b.var().item() / images for b in bounds.values()))
+    return {
+        "images": images,
+        "device": bounds["device"].mean().item(),
+        "cpu": bounds["cpu"].mean().item(),
+        "difference": difference,
+        "se": se,
+        "agree": abs(difference) < 4 * se + 1e-3,
+    }
+
+
 def ais_part(plan: Plan, trainer: Trainer, data: DataSplits, seconds: float) -> dict[str, Any]:
     """AIS throughput and time for the whole test split (extrapolated), then NLL by AIS and IS on a subset."""
     model, device = trainer.model.eval(), trainer.device
@@ -316,6 +340,7 @@ def check(plan: Plan, data: DataSplits, device: torch.device, budget_s: float) -
     if trained is not None:
         trainer, summary = trained
         report["training"] = summary
+        timed(report, "devices", lambda: devices(trainer, data))
         left = budget_s - (time.perf_counter() - began)
         timed(report, "ais", lambda: ais_part(plan, trainer, data, max(10.0, left)))
     report["total_seconds"] = round(time.perf_counter() - began, 1)

@@ -67,6 +67,15 @@ def _training(t: dict[str, Any]) -> list[str]:
     ]
 
 
+def _devices(d: dict[str, Any]) -> list[str]:
+    verdict = "agree" if d["agree"] else "DISAGREE"
+    return [
+        f"The trained model's objective on {d['images']} validation images, the same weights: {d['device']:.3f} "
+        f"on the device, {d['cpu']:.3f} on the CPU; difference {d['difference']:+.3f} ± {d['se']:.3f} "
+        f"(Monte Carlo s.e.): they {verdict}."
+    ]
+
+
 def _ais(a: dict[str, Any]) -> list[str]:
     n, t = a["nll"], a["timing"]
     return [
@@ -86,6 +95,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Any], list[str]]]] = {
     "steps": ("The training step", _steps),
     "agreement": ("Agreement of the ways (same seed)", _agreement),
     "training": ("A short training run", _training),
+    "devices": ("The same model on the device and on the CPU", _devices),
     "ais": ("AIS", _ais),
 }
 

@@ -37,9 +37,17 @@ def test_the_gpu_check_runs_its_tiny_version_on_a_cpu(tmp_path):
     assert {a["way"] for a in report["agreement"]} == {"none", "amp"}
     assert all(abs(a["minus_plain"]) < 1.0 for a in report["agreement"])  # bfloat16 steps bound as float32 ones
     assert report["training"]["steps"] > 0
+    assert report["devices"]["agree"]  # here CPU against CPU: the same model, other draws
     ais = report["ais"]
     assert ais["images_per_s_paper"] > 0 and ais["test_split_seconds_paper"] > 0
     assert math.isfinite(ais["nll"]["ais"]["nll"]) and math.isfinite(ais["nll"]["is"]["nll"])
     text = (tmp_path / "gpu-check.md").read_text()
-    for section in ("## Environment", "## The training step", "## Agreement", "## A short training run", "## AIS"):
+    for section in (
+        "## Environment",
+        "## The training step",
+        "## Agreement",
+        "## A short training",
+        "## The same",
+        "## AIS",
+    ):
         assert section in text
