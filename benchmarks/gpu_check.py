@@ -263,8 +263,8 @@ def devices(trainer: Trainer, data: DataSplits, images: int = 64) -> dict[str, A
     for where, model in (("device", trainer.model), ("cpu", copy.deepcopy(trainer.model).cpu())):
         with eval_mode(model), torch.no_grad():
             bounds[where] = bound(model, x.to(next(model.parameters()).device), trainer.config.k).double().cpu()
-    difference = (bounds["device"].mean() - bounds["cpu"].mean()).item()
-    se = math.sqrt(sum(b.var().item() / images for b in bounds.values()))
+    paired = bounds["device"] - bounds["cpu"]  # per image: the same image, weights and K, other draws
+    difference, se = paired.mean().item(), paired.std().item() / math.sqrt(images)
     return {
         "images": images,
         "device": bounds["device"].mean().item(),

@@ -72,17 +72,18 @@ def _devices(d: dict[str, Any]) -> list[str]:
     return [
         f"The trained model's objective on {d['images']} validation images, the same weights: {d['device']:.3f} "
         f"on the device, {d['cpu']:.3f} on the CPU; difference {d['difference']:+.3f} ± {d['se']:.3f} "
-        f"(Monte Carlo s.e.): they {verdict}."
+        f"(s.e. of the paired differences: Monte Carlo noise of the two devices' own draws): they {verdict}."
     ]
 
 
 def _ais(a: dict[str, Any]) -> list[str]:
     n, t = a["nll"], a["timing"]
     return [
-        f"Throughput at the paper's 8 chains x 1,000 distributions: {a['images_per_s_paper']:.3f} images/s "
+        f"Throughput at {t['chains']} chains x 1,000 distributions (the paper's: 8): {a['images_per_s_paper']:.3f} "
+        "images/s "
         f"(chunks of {a['chunk_images']} images; measured at {t['steps'][0]} and {t['steps'][1]} distributions: "
         f"{t['seconds'][0]:.1f} s and {t['seconds'][1]:.1f} s per chunk).",
-        f"The 10,000 test images at the paper's setting, extrapolated: {a['test_split_seconds_paper'] / 60:.0f} min.",
+        f"The 10,000 test images at that setting, extrapolated: {a['test_split_seconds_paper'] / 60:.0f} min.",
         f"NLL on {n['images']} test images: AIS ({n['ais_steps']} distributions, reads low) "
         f"{n['ais']['nll']:.2f} ± {n['ais']['se']:.2f} nats in {n['ais_seconds']:.0f} s "
         f"(acceptance {_fmt(n['ais_acceptance'], '.2f')}); IS (k = {n['is_k']:,}) {n['is']['nll']:.2f} ± "
