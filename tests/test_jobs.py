@@ -183,10 +183,13 @@ def test_the_device_queue_admits_gpu_jobs_by_memory():
     queue = DeviceQueue({"cuda": 4}, capacity=lambda kind: 100 if kind == "cuda" else None)
     release = threading.Event()
     inside: list[str] = []
+    waiting: dict[str, threading.Event] = {}
 
     def job(name: str, need: int, hold: threading.Event | None = None) -> threading.Thread:
+        waiting[name] = threading.Event()
+
         def run():
-            with queue.slot("cuda", name, threading.Event(), need=need) as ok:
+            with queue.slot("cuda", name, threading.Event(), lambda ahead: waiting[name].set(), need) as ok:
                 assert ok
                 inside.append(name)
                 if hold is not None:
@@ -199,10 +202,9 @@ def test_the_device_queue_admits_gpu_jobs_by_memory():
     first = job("first", 60, release)
     wait_for(lambda: inside == ["first"])
     second = job("second", 60)
-    wait_for(lambda: "second" in queue._waiting.get("cuda", []))
+    assert waiting["second"].wait(10)
     third = job("third", 10)
-    wait_for(lambda: "third" in queue._waiting.get("cuda", []))
-    time.sleep(0.3)
+    assert waiting["third"].wait(10)
     assert inside == ["first"]  # 60 + 60 > 100, and the small one does not jump the line
     release.set()
     for thread in (first, second, third):
