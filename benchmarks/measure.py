@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +16,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
-from torch.utils.weak import WeakIdKeyDictionary
+
+from iwavb.core.footprint import PeakTensorMemory
 
 Step = Callable[[], Any]
 CHUNK_S = 0.25  # steps are timed in chunks of about this long, with one device sync after each
@@ -74,6 +72,7 @@ MATRIX_PRODUCTS: dict[Callable, Callable[..., tuple[int, tuple[torch.Tensor, ...
     torch.matmul: lambda out, a, b: (out.numel() * a.shape[-1], (a, b)),
     torch.Tensor.__matmul__: lambda out, a, b: (out.numel() * a.shape[-1], (a, b)),
     torch.einsum: lambda out, eq, *ops: (_einsum_macs(eq, *ops), ops),
+    torch.baddbmm: lambda out, bias, a, b, **kw: (out.numel() * a.shape[-1], (a, b)),  # the AC basis (nets.BasisNets)
     F.conv2d: lambda out, x, w, *rest: (out.numel() * math.prod(w.shape[1:]), (x, w)),
     # each input element meets a kernel of every output channel (of its group)
     F.conv_transpose2d: lambda out, x, w, *rest: (x.numel() * math.prod(w.shape[1:]), (x, w)),
@@ -100,29 +99,6 @@ class MatmulFlops(TorchFunctionMode):
             macs, operands = MATRIX_PRODUCTS[func](out, *positional)
             grads = sum(torch.is_grad_enabled() and t.requires_grad for t in operands)
             self.flops += 2 * macs * (1 + grads)
-        return out
-
-
-class PeakTensorMemory(TorchDispatchMode):
-    """Bytes of the tensors created inside it and still alive, at their peak (CPU: no allocator stats)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = self.peak = 0
-        self._seen = WeakIdKeyDictionary()  # storages already counted (views share them)
-
-    def _free(self, nbytes: int) -> None:
-        self.live -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.untyped_storage() not in self._seen:
-                storage = t.untyped_storage()
-                self._seen[storage] = nbytes = storage.nbytes()
-                weakref.finalize(storage, self._free, nbytes)
-                self.live += nbytes
-                self.peak = max(self.peak, self.live)
         return out
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from iwavb.core.config import METHODS, method_name
+from iwavb.core.config import METHODS, method_name, method_title
 from iwavb.data.splits import DataSplits
 from iwavb.training.config import TrainConfig
 from iwavb.training.device import configure_cpu_threads, device_description, resolve_device
@@ -49,7 +49,8 @@ class Row:
     family: str
     method: str
     k: int
-    variant: str  # vectorised, looped, amp, compile, cuda-graph, or pythae
+    variant: str  # a name of variants.VARIANTS, or pythae
+    contrast: str = "none"  # of an implicit q: none or adaptive
     steps_per_s: float | None = None  # the best ~0.25 s chunk
     mean_steps_per_s: float | None = None  # over the whole case
     flops_per_step: int | None = None
@@ -60,18 +61,22 @@ class Row:
 
 def measure_case(config: TrainConfig, data: DataSplits, variant: str, seconds: float) -> Row:
     """One row: a fresh trainer, its step prepared by `variant`, measured; a failure becomes a note."""
-    row = Row(config.family, config.method, config.k, variant)
-    trainer = Trainer(config, data)
-    eager = variant in ("vectorised", "looped", "amp")
+    row = Row(config.family, config.method, config.k, variant, config.contrast)
+    how = VARIANTS[variant]
     try:
+        trainer = Trainer(dataclasses.replace(config, accelerate=how.accelerate), data)
         with ExitStack() as stack:
-            step = VARIANTS[variant](trainer, stack)
+            step = how.build(trainer, stack)
             figures = measure(
-                step, trainer.device, seconds, count_flops=eager, track_memory=eager or trainer.device.type == "cuda"
+                step,
+                trainer.device,
+                seconds,
+                count_flops=how.eager,
+                track_memory=how.eager or trainer.device.type == "cuda",
             )
     except Exception as err:
         return dataclasses.replace(row, note=f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
-    return Row(row.family, row.method, row.k, variant, **dataclasses.asdict(figures))
+    return dataclasses.replace(row, **dataclasses.asdict(figures))
 
 
 def measure_pythae(args: argparse.Namespace, config: TrainConfig) -> Row:
@@ -134,7 +139,7 @@ def cases(args: argparse.Namespace, device: torch.device, pythae: bool) -> list[
 
 def run_cases(args: argparse.Namespace, todo: list[tuple[TrainConfig, str]], data: DataSplits) -> list[Row]:
     """Every case, `--rounds` times (every other round in reverse order), keeping each case's fastest round."""
-    best: dict[tuple[str, str, int, str], Row] = {}
+    best: dict[tuple[str, str, int, str, str], Row] = {}
     rounds = [todo if r % 2 == 0 else todo[::-1] for r in range(args.rounds)]
     for config, variant in tqdm(
         [case for cases_ in rounds for case in cases_], desc="cases", unit="case", file=sys.stderr
@@ -143,7 +148,7 @@ def run_cases(args: argparse.Namespace, todo: list[tuple[TrainConfig, str]], dat
             row = measure_pythae(args, config)
         else:
             row = measure_case(config, data, variant, args.seconds)
-        key = (row.family, row.method, row.k, row.variant)
+        key = (row.family, row.method, row.k, row.variant, row.contrast)
         if key not in best or (row.steps_per_s or 0) > (best[key].steps_per_s or 0):
             best[key] = row
     return list(best.values())
@@ -151,10 +156,10 @@ def run_cases(args: argparse.Namespace, todo: list[tuple[TrainConfig, str]], dat
 
 def with_shared_flops(rows: list[Row]) -> list[Row]:
     """Compiled and graphed steps do the vectorised step's work: give them its FLOP count."""
-    counted = {(r.family, r.method, r.k): r.flops_per_step for r in rows if r.variant == "vectorised"}
+    counted = {(r.family, r.method, r.k, r.contrast): r.flops_per_step for r in rows if r.variant == "vectorised"}
     return [
-        dataclasses.replace(r, flops_per_step=counted.get((r.family, r.method, r.k)))
-        if r.flops_per_step is None and r.variant in ("compile", "cuda-graph")
+        dataclasses.replace(r, flops_per_step=counted.get((r.family, r.method, r.k, r.contrast)))
+        if r.flops_per_step is None and r.variant in VARIANTS and not VARIANTS[r.variant].eager
         else r
         for r in rows
     ]
@@ -163,8 +168,8 @@ def with_shared_flops(rows: list[Row]) -> list[Row]:
 def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
     """The Markdown table: one line per row, in the order family, K, method, variant."""
     order = [*VARIANTS, "pythae"]
-    rows = sorted(rows, key=lambda r: (r.family, r.k, METHODS.index(r.method), order.index(r.variant)))
-    base = {(r.family, r.method, r.k): r.steps_per_s for r in rows if r.variant == "vectorised"}
+    rows = sorted(rows, key=lambda r: (r.family, r.k, METHODS.index(r.method), r.contrast, order.index(r.variant)))
+    base = {(r.family, r.method, r.k, r.contrast): r.steps_per_s for r in rows if r.variant == "vectorised"}
     head = [
         "family",
         "method",
@@ -186,13 +191,13 @@ def table(rows: list[Row], gemm: dict[str, float], cuda: bool) -> str:
 
     for r in rows:
         rate, flops = r.steps_per_s, r.flops_per_step
-        ceiling = gemm.get("bfloat16" if r.variant == "amp" else "float32", gemm["float32"])
+        ceiling = gemm.get("bfloat16" if "amp" in r.variant else "float32", gemm["float32"])
         bound = 100 * rate * flops / ceiling if rate and flops else None
-        reference = base.get((r.family, r.method, r.k))
+        reference = base.get((r.family, r.method, r.k, r.contrast))
         versus = rate / reference if rate and reference else None
         cells = [
             r.family,
-            r.method,
+            method_title(r.method, r.contrast).lower(),  # type: ignore[arg-type]  # names of METHODS
             str(r.k),
             r.variant,
             fmt(rate, ".1f"),
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     data, data_note = benchmark_data(args.data, args.data_root)
     data = data.to(device)  # once: every trainer then uses these tensors as they are
     load_before = os.getloadavg()
-    dtypes = (torch.float32, *((torch.bfloat16,) if "amp" in variants else ()))
+    dtypes = (torch.float32, *((torch.bfloat16,) if any("amp" in v for v in variants) else ()))
     gemm_start = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}
     rows = run_cases(args, todo, data)
     gemm_end = {str(d).removeprefix("torch."): matmul_flops_per_s(device, d) for d in dtypes}

@@ -4,11 +4,12 @@
 - `looped`: the naive baseline: the same step with the K samples taken one at a time in Python, each
   with its own encoder, decoder and T call (the one formula, `log_weights`, called K times with K = 1);
   only T's x-features, which the trainer computes once per step, are shared.
-- `amp`, `compile`, `cuda-graph`: options meant for CUDA, measured rather than assumed.
+- `amp`, `graph`, `amp+graph`, `compile`: the trainer's own ways of running its step on CUDA
+  (`TrainConfig.accelerate`, iwavb/training/step.py), measured rather than assumed.
 
-Each builder gets a fresh trainer and an ExitStack (for the patches it makes while the case runs) and
-returns the step to time. The maths is never changed: the looped loss has the same value and gradient
-in expectation, and the others run the identical step.
+Each builder gets a fresh trainer (configured with the variant's `accelerate`) and an ExitStack (for the
+patches it makes while the case runs) and returns the step to time. The maths is never changed: the
+looped loss has the same value and gradient in expectation, and the others run the identical step.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from unittest import mock
 
 import torch
@@ -24,6 +26,7 @@ import iwavb.training.trainer
 from iwavb.core.bounds import DiscriminatorLoss, LogWeights, discriminator_loss, log_weights
 from iwavb.core.model import LatentVariableModel
 from iwavb.core.nets import Discriminator, XPart
+from iwavb.training.config import Accelerate
 from iwavb.training.trainer import Trainer
 
 from .measure import Step
@@ -61,7 +64,8 @@ def _swap_objectives(stack: ExitStack, weights_fn: Callable, disc_fn: Callable) 
     stack.enter_context(mock.patch.object(iwavb.training.trainer, "discriminator_loss", disc_fn))
 
 
-def vectorised(trainer: Trainer, stack: ExitStack) -> Step:
+def as_configured(trainer: Trainer, stack: ExitStack) -> Step:
+    """The trainer's own step, run the way its config's `accelerate` says (iwavb/training/step.py)."""
     return trainer.train_step
 
 
@@ -70,52 +74,35 @@ def looped(trainer: Trainer, stack: ExitStack) -> Step:
     return trainer.train_step
 
 
-def amp(trainer: Trainer, stack: ExitStack) -> Step:
-    """bfloat16 autocast around the whole step (no loss scaling needed, unlike float16)."""
-
-    def step() -> object:
-        with torch.autocast(trainer.device.type, dtype=torch.bfloat16):
-            return trainer.train_step()
-
-    return step
-
-
-def compiled(trainer: Trainer, stack: ExitStack) -> Step:
-    """torch.compile of the two objectives (the bound's log-weights and (2.14)) inside the real step."""
-    _swap_objectives(stack, torch.compile(log_weights), torch.compile(discriminator_loss))
+def compiled_networks(trainer: Trainer, stack: ExitStack) -> Step:
+    """torch.compile of each network (q's x-features, the decoder, T's x- and z-networks) instead of the
+    objectives: no random draws inside what is compiled, so no graph breaks there (CPU trial, README)."""
+    model = trainer.model
+    networks = [model.decoder, model.encoder.features]
+    if model.discriminator is not None:
+        networks += [model.discriminator.x_net, model.discriminator.z_net]
+    for network in networks:
+        network.compile()  # in place: the module's forward goes through torch.compile
     return trainer.train_step
 
 
-def cuda_graph(trainer: Trainer, stack: ExitStack) -> Step:
-    """The whole step (batch draw, bound update, T update) captured once in a CUDA graph and replayed.
-
-    Adam runs with capturable=True (its step counts on the GPU). The replay redraws the binarisation
-    and all noise, but reads the batch indices of the captured step: the same work, for timing only.
-    """
-    if trainer.device.type != "cuda":
-        raise RuntimeError("CUDA graphs need a CUDA device")
-    for optimizer in filter(None, (trainer.optimizer, trainer.disc_optimizer)):
-        for group in optimizer.param_groups:
-            group["capturable"] = True
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the default stream, as CUDA graph capture requires
-        for _ in range(3):
-            trainer.train_step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    graph.register_generator_state(trainer.generator)  # the run's own generator, besides the default one
-    with torch.cuda.graph(graph):
-        trainer.train_step()
-    return graph.replay
-
-
 Builder = Callable[[Trainer, ExitStack], Step]
-VARIANTS: dict[str, Builder] = {
-    "vectorised": vectorised,
-    "looped": looped,
-    "amp": amp,
-    "compile": compiled,
-    "cuda-graph": cuda_graph,
+
+
+@dataclass(frozen=True)
+class Variant:
+    accelerate: Accelerate  # the trainer's config.accelerate for this variant
+    build: Builder = as_configured
+    eager: bool = True  # its FLOPs and memory can be counted as it runs (not compiled, not replayed)
+
+
+VARIANTS: dict[str, Variant] = {
+    "vectorised": Variant("none"),
+    "looped": Variant("none", looped),
+    "amp": Variant("amp"),
+    "graph": Variant("graph", eager=False),
+    "amp+graph": Variant("amp+graph", eager=False),
+    "compile": Variant("compile", eager=False),
+    "compile-nets": Variant("none", compiled_networks, eager=False),
 }
-CUDA_VARIANTS = ("amp", "compile", "cuda-graph")  # added by default on a GPU
+CUDA_VARIANTS = ("amp", "graph", "amp+graph", "compile")  # added by default on a GPU

@@ -36,10 +36,11 @@ SETTINGS = (
     Setting("IWAVB_PRETRAINED_DIR", "pretrained/ of the source tree, else ./pretrained", "the curated checkpoints"),
     Setting("IWAVB_THREADS", "1", "torch CPU threads of one training run or evaluation (CLI: --threads)"),
     Setting("IWAVB_JOB_TIMEOUT_S", "180", "app: a session silent this long has its runs stopped and freed"),
-    Setting("IWAVB_GPU_JOBS", "1", "app: runs that train on the GPU at once"),
+    Setting("IWAVB_GPU_JOBS", "4", "app: runs that train on the GPU at once, at most (fewer if memory is short)"),
     Setting("IWAVB_CPU_JOBS", "cores ÷ IWAVB_THREADS", "app: runs that train on the CPU at once"),
 )
 DEFAULT_THREADS = 1  # measured: on 2 shared cores, 2 threads ran 2-5x slower than 1 (README, Performance)
+DEFAULT_GPU_JOBS = 4  # the app's device queue admits them by their estimated memory (iwavb/app/device_queue.py)
 DEFAULT_JOB_TIMEOUT_S = 180.0  # longer than the once-a-minute timers of a browser tab left in the background
 
 
@@ -101,7 +102,7 @@ def job_timeout_s() -> float:
 
 
 def gpu_jobs() -> int:
-    return int(_number("IWAVB_GPU_JOBS", 1))
+    return int(_number("IWAVB_GPU_JOBS", DEFAULT_GPU_JOBS))
 
 
 def cpu_jobs(threads_per_job: int) -> int:

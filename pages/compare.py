@@ -11,7 +11,15 @@ from pages.parts.models import four_checkpoints
 from pages.parts.runs import checkpoint_spec, log_every
 from pages.parts.session import job as session_job
 from pages.parts.session import start_job
-from pages.parts.widgets import URL, dataset_select, family_radio, k_slider, latent_select, seed_input
+from pages.parts.widgets import (
+    URL,
+    contrast_toggle,
+    dataset_select,
+    family_radio,
+    k_slider,
+    latent_select,
+    seed_input,
+)
 
 with st.sidebar:
     st.header("Settings")
@@ -20,6 +28,7 @@ with st.sidebar:
     k = k_slider("K for IWAE and IWAVB")
     steps = st.number_input("steps per method", 10, 1_000_000, 600, step=100, key="steps_each", **URL)
     family = family_radio()
+    contrast = contrast_toggle("adaptive contrast for AVB and IWAVB")
     seed = seed_input()
 
 st.title("Compare the four")
@@ -40,6 +49,7 @@ if train_col.button(f"Train the four, one after another ({int(steps):,} steps ea
                 dataset=dataset,
                 latent_dim=latent,
                 family=family,
+                contrast=contrast if m in ("avb", "iwavb") else "none",
                 steps=int(steps),
                 seed=seed,
                 log_every=log_every(dataset, "auto"),

@@ -10,7 +10,15 @@ from pages.parts.messages import device_notice
 from pages.parts.runs import log_every, save_run
 from pages.parts.session import job as session_job
 from pages.parts.session import start_job
-from pages.parts.widgets import URL, dataset_select, family_radio, k_slider, latent_select, seed_input
+from pages.parts.widgets import (
+    URL,
+    contrast_toggle,
+    dataset_select,
+    family_radio,
+    k_slider,
+    latent_select,
+    seed_input,
+)
 
 REFRESH_S = 0.5  # numbers and curves; the pictures follow every few seconds (pages/parts/live.py)
 
@@ -25,6 +33,7 @@ with st.sidebar:
         st.caption("K = 1 for VAE and AVB.")
     latent = latent_select(help="l = 2 shows the raw latent plane and the true posterior (Posteriors page)")
     family = family_radio(help="mlp: small, trains live on a CPU. conv: the paper's networks (AVB's); needs a GPU.")
+    contrast = contrast_toggle() if method in ("avb", "iwavb") else "none"
     steps = st.number_input("steps", 10, 1_000_000, 1_000, step=100, key="steps", **URL)
     batch = st.select_slider("batch size", [16, 32, 64, 128, 256, 512], value=128, key="batch", **URL)
     seed = seed_input()
@@ -46,6 +55,7 @@ if start.button("Start", type="primary", width="stretch", help="Train a new run 
             dataset=dataset,
             latent_dim=latent,
             family=family,
+            contrast=contrast,
             steps=int(steps),
             batch_size=batch,
             seed=seed,

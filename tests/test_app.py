@@ -262,3 +262,18 @@ def test_a_process_in_legacy_multipage_mode_leaves_it_and_serves_the_app(app, mo
     assert PagesManager.uses_pages_directory is False
     assert at.title[0].value == "Train"
     assert "owner" in at.session_state  # app.py ran around the page: its sidebar's heartbeat names the session
+
+
+def test_the_train_page_trains_with_adaptive_contrast(app):
+    """The AC toggle is offered for an implicit q only, and the run it starts uses it."""
+    at = on_page(app, "pages/train.py")
+    at.sidebar.selectbox(key="method").set_value("vae").run()
+    assert not [t for t in at.sidebar.toggle if t.key == "contrast"]
+    at.sidebar.selectbox(key="method").set_value("iwavb").run()
+    at.sidebar.toggle(key="contrast").set_value(True)
+    at.sidebar.number_input(key="steps").set_value(20).run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    job = at.session_state["job:train"]
+    assert job.join(120)
+    run = job.snapshot().runs[0]
+    assert run.config.contrast == "adaptive" and run.name == "IWAVB + AC" and run.step == 20

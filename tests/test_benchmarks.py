@@ -16,14 +16,17 @@ from iwavb.training.config import TrainConfig
 from iwavb.training.trainer import Trainer
 
 
-@pytest.mark.parametrize("method", ["vae", "iwae", "avb", "iwavb"])
+@pytest.mark.parametrize(
+    "method, contrast",
+    [("vae", "none"), ("iwae", "none"), ("avb", "none"), ("iwavb", "none"), ("avb", "adaptive"), ("iwavb", "adaptive")],
+)
 @pytest.mark.parametrize("variant", ["vectorised", "looped"])
-def test_flop_count_matches_the_matmuls_torch_runs(method, variant):
+def test_flop_count_matches_the_matmuls_torch_runs(method, contrast, variant):
     """The count from shapes and the 3x / 2x / 1x rule equals the FLOPs of the products autograd executes."""
     k = 3 if method in ("iwae", "iwavb") else None
-    trainer = Trainer(TrainConfig.for_method(method, k=k, dataset="toy", latent_dim=2))
+    trainer = Trainer(TrainConfig.for_method(method, k=k, dataset="toy", latent_dim=2, contrast=contrast))
     with ExitStack() as stack:
-        step = VARIANTS[variant](trainer, stack)
+        step = VARIANTS[variant].build(trainer, stack)
         with MatmulFlops() as counted, FlopCounterMode(display=False) as executed:
             step()
     assert counted.flops == executed.get_total_flops()

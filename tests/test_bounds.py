@@ -33,7 +33,7 @@ def test_gaussian_log_q_matches_torch_distributions():
     model = gaussian_model()
     x = binary_batch(8)
     torch.manual_seed(1)
-    z, log_q = model.sample_q(x, 3)
+    z, log_q, _ = model.sample_q(x, 3)
     mean, log_var = model.encoder(x)
     reference = torch.distributions.Normal(mean.unsqueeze(1), torch.exp(0.5 * log_var).unsqueeze(1)).log_prob(z).sum(-1)
     assert torch.allclose(log_q, reference, atol=1e-5)

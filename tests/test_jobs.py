@@ -8,9 +8,11 @@ import time
 import weakref
 
 import pytest
+import torch
 
+from iwavb.app import jobs
 from iwavb.app.device_queue import DeviceQueue
-from iwavb.app.jobs import JobRegistry, RunSpec
+from iwavb.app.jobs import JobRegistry, RunSpec, free_gpu
 from iwavb.training.config import TrainConfig
 
 
@@ -173,3 +175,79 @@ def test_a_loaded_checkpoint_keeps_its_history_and_does_not_train(registry, tmp_
     snap = loaded.snapshot()
     assert snap.status == "finished" and snap.runs[0].step == 30
     assert [r.step for r in snap.runs[0].history] == [10, 20, 30]
+
+
+def test_the_device_queue_admits_gpu_jobs_by_memory():
+    """Capacity 100: a job needing 60 runs; the next 60 waits for it; a job of 10 behind that one waits too
+    (first come, first served); both go in together once the first leaves room."""
+    queue = DeviceQueue({"cuda": 4}, capacity=lambda kind: 100 if kind == "cuda" else None)
+    release = threading.Event()
+    inside: list[str] = []
+    waiting: dict[str, threading.Event] = {}
+
+    def job(name: str, need: int, hold: threading.Event | None = None) -> threading.Thread:
+        waiting[name] = threading.Event()
+
+        def run():
+            with queue.slot("cuda", name, threading.Event(), lambda ahead: waiting[name].set(), need) as ok:
+                assert ok
+                inside.append(name)
+                if hold is not None:
+                    hold.wait(10)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    first = job("first", 60, release)
+    wait_for(lambda: inside == ["first"])
+    second = job("second", 60)
+    assert waiting["second"].wait(10)
+    third = job("third", 10)
+    assert waiting["third"].wait(10)
+    assert inside == ["first"]  # 60 + 60 > 100, and the small one does not jump the line
+    release.set()
+    for thread in (first, second, third):
+        thread.join(10)
+    assert inside == ["first", "second", "third"]
+
+
+def test_a_job_too_large_for_the_gpu_runs_alone():
+    queue = DeviceQueue({"cuda": 4}, capacity=lambda kind: 100)
+    with queue.slot("cuda", "big", threading.Event(), need=500) as ok:
+        assert ok  # admitted when nothing else runs: it fails with PyTorch's own message if it must
+
+
+class FakeGpuTrainer:
+    device = torch.device("cuda")
+
+    def __init__(self):
+        self.released = 0
+
+    def release_device(self):
+        self.released += 1
+
+
+def test_a_run_that_ends_on_a_gpu_frees_its_memory(monkeypatch):
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    trainer = FakeGpuTrainer()
+    free_gpu(trainer)
+    assert trainer.released == 1 and emptied == [True]
+    cpu_trainer = FakeGpuTrainer()
+    cpu_trainer.device = torch.device("cpu")
+    free_gpu(cpu_trainer)
+    assert cpu_trainer.released == 0 and emptied == [True]  # nothing to free on a CPU
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_every_run_of_a_job_is_freed_when_it_ends(registry, monkeypatch, stop):
+    """Finished or stopped, each run passes through free_gpu (which acts on GPU runs: the test above)."""
+    freed = []
+    monkeypatch.setattr(jobs, "free_gpu", freed.append)
+    job = registry.submit("tab-a", "compare", [toy("vae", 20), toy("avb", 100_000 if stop else 20)])
+    if stop:
+        wait_for(lambda: job.snapshot().current == 1 and job.snapshot().runs[1].step > 0)
+        job.stop()
+    assert job.join(60)
+    assert freed == [job.trainer(0), job.trainer(1)]

@@ -122,18 +122,17 @@ def test_bad_toml_and_unknown_specs_are_refused(tmp_path):
 def test_the_shipped_specs():
     tiny = load_spec("tiny")
     assert len(tiny.trials) == 4 and tiny.resources.gpu == 0 and tiny.budget.steps is not None
-    has_contrast = "contrast" in {f.name for f in dataclasses.fields(TrainConfig)}
     for name in ("table1", "table1-short"):
-        if not has_contrast:  # adaptive contrast arrives with TrainConfig.contrast: until then it is refused
-            with pytest.raises(SweepError, match=r"line \d+: \[grid\] contrast = 'adaptive'.*no contrast setting"):
-                load_spec(name)
-            continue
         spec = load_spec(name)
         assert len(spec.trials) == 3 * 2 * 3 * 3
-        assert {(t.config.family, t.config.q, t.config.steps) for t in spec.trials} == {("conv", "implicit", 150_000)}
+        assert {(t.config.family, t.config.q, t.config.contrast) for t in spec.trials} == {
+            ("conv", "implicit", "adaptive")
+        }
+        assert {t.config.steps for t in spec.trials} == {150_000}
         assert (spec.evaluation.estimator, spec.evaluation.chains, spec.evaluation.steps) == ("ais", 8, 1000)
         assert spec.resources.gpu == 1
-    assert load_spec("table1-short").budget.minutes if has_contrast else True
+        assert all("-ac-" in t.name and "contrast" not in t.name for t in spec.trials)  # run_name says it
+    assert load_spec("table1-short").budget.minutes == 5
 
 
 def test_the_sweep_says_how_to_install_ray_when_it_is_missing(tmp_path, monkeypatch, capsys):

@@ -125,5 +125,5 @@ def test_conv_family_trains_a_step():
     assert [r.step for r in records] == [1, 2]
     assert all(math.isfinite(r.train_bound) for r in records) and records[-1].valid_bound is not None
     assert not torch.equal(before, trainer.model.decoder.out.weight)
-    z, _ = trainer.model.sample_q(torch.zeros(3, 784), 5)
+    z = trainer.model.sample_q(torch.zeros(3, 784), 5).z
     assert z.shape == (3, 5, 4)

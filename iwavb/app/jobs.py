@@ -7,8 +7,9 @@ from any thread. It never touches Streamlit.
 The `JobRegistry` ties jobs to their owner (one browser session, by an opaque token) and a slot
 ("train", "compare"), so two tabs never share or overwrite each other's runs. Owners prove they are
 alive with `heartbeat`; a watchdog closes the jobs of owners silent for `timeout_s` and drops their
-models, so a closed tab frees its memory. A `DeviceQueue` admits at most a fixed number of jobs to
-train at once on each kind of device (`device_queue`).
+models, so a closed tab frees its memory. A `DeviceQueue` admits jobs to each kind of device by count
+and, on a GPU, by their estimated memory (`device_queue`); a run that ends on a GPU moves its model to
+the CPU (where the pages can still show and save it) and gives the GPU's memory back.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return self.label or self.config.method.upper()
+        return self.label or self.config.title
 
 
 @dataclass(frozen=True)
@@ -197,11 +198,14 @@ class Job:
 
     def _main(self) -> None:
         from ..training.device import configure_cpu_threads
+        from ..training.memory import training_bytes
 
         configure_cpu_threads(self.threads)  # per thread: the page's own threads keep their setting
         try:
             self._kind = device_kind(self.specs[0].config.device)
-            with self._queue.slot(self._kind, self.job_id, self._stop, self._on_wait) as admitted:
+            # The runs train one after another, each freeing the GPU when it ends: the largest one counts.
+            need = max(training_bytes(s.config) for s in self.specs) if self._kind == "cuda" else 0
+            with self._queue.slot(self._kind, self.job_id, self._stop, self._on_wait, need) as admitted:
                 if admitted:
                     for index, spec in enumerate(self.specs):
                         if self._stop.is_set():
@@ -238,9 +242,12 @@ class Job:
             self._set(*(PAUSED if paused else RUNNING))
         if paused:
             trainer.pause()
-        for record in trainer.run():
-            with self._lock:
-                self._histories[index] = (*self._histories[index], record)
+        try:
+            for record in trainer.run():
+                with self._lock:
+                    self._histories[index] = (*self._histories[index], record)
+        finally:
+            free_gpu(trainer)
 
     def _build(self, spec: RunSpec) -> Trainer:
         from ..training.checkpoint import load_checkpoint
@@ -258,6 +265,17 @@ class Job:
             device=spec.config.device,
             data=load(checkpoint.config.dataset),
         )
+
+
+def free_gpu(trainer: Trainer) -> None:
+    """A run that has ended (finished, stopped or failed) on a GPU gives its memory back: its model and state
+    move to the CPU, where the pages can still show and save them, and PyTorch's cache is emptied."""
+    if trainer.device.type != "cuda":
+        return
+    import torch
+
+    trainer.release_device()
+    torch.cuda.empty_cache()
 
 
 def _describe(trainer: Trainer) -> str:

@@ -25,7 +25,7 @@ def train_entry(entry: ManifestEntry, device: str = "auto") -> ManifestResult:
     config = replace(entry.config, device=device)
     trainer = Trainer(config, data=load_dataset(config.dataset))
     print(
-        f"{entry.name}: {config.method.upper()} on {config.dataset}, K={config.k}, l={config.latent_dim}, "
+        f"{entry.name}: {config.title} on {config.dataset}, K={config.k}, l={config.latent_dim}, "
         f"{config.steps} steps on {device_description(trainer.device)}"
     )
     status = train_with_progress(trainer)

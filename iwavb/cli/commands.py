@@ -55,7 +55,11 @@ def _resume_trainer(args: argparse.Namespace) -> Trainer:
     checkpoint = load_checkpoint(args.resume)
     data = load_dataset(checkpoint.config.dataset, data_root=args.data_root)
     return Trainer.from_checkpoint(
-        checkpoint, steps=getattr(args, "steps", None), device=getattr(args, "device", "auto"), data=data
+        checkpoint,
+        steps=getattr(args, "steps", None),
+        device=getattr(args, "device", "auto"),
+        data=data,
+        accelerate=getattr(args, "accelerate", "auto"),
     )
 
 
@@ -70,8 +74,8 @@ def train(args: argparse.Namespace) -> int:
         out = args.out or default_run_path(config)
     cfg = trainer.config
     print(
-        f"{cfg.method.upper()} on {cfg.dataset}: K={cfg.k}, l={cfg.latent_dim}, {cfg.family}, "
-        f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} -> {out}"
+        f"{cfg.title} on {cfg.dataset}: K={cfg.k}, l={cfg.latent_dim}, {cfg.family}, "
+        f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} ({trainer.accelerate}) -> {out}"
     )
     if cfg.family == "conv" and trainer.device.type == "cpu":
         print(f"warning: {CONV_ON_CPU}; --family mlp trains live on a CPU", file=sys.stderr)
@@ -93,7 +97,7 @@ def info(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_dict(meta["config"])
     history = [Record(**r) for r in meta.get("history", [])]
     print(
-        f"{args.checkpoint}\n  {cfg.method.upper()} (q {cfg.q}, K={cfg.k}) on {cfg.dataset}, l={cfg.latent_dim}, "
+        f"{args.checkpoint}\n  {cfg.title} (q {cfg.q}, K={cfg.k}) on {cfg.dataset}, l={cfg.latent_dim}, "
         f"{cfg.family} family"
     )
     print(
@@ -128,7 +132,7 @@ def evaluate(args: argparse.Namespace) -> int:
     n = evaluation_count(data, settings.n_test)
     estimator = settings.resolved_estimator(cfg.model_config())
     print(
-        f"{cfg.method.upper()} on {cfg.dataset}, l={cfg.latent_dim}: {estimator} on {n} test images "
+        f"{cfg.title} on {cfg.dataset}, l={cfg.latent_dim}: {estimator} on {n} test images "
         f"(seed {settings.seed}); cost: {settings.cost(estimator)}"
     )
     result = evaluate_with_progress(args.checkpoint, settings, data, write=not args.no_save)

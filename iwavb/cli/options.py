@@ -18,7 +18,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from ..evaluation.evaluate import ALL_TEST_IMAGES
 
-NONE_WORDS = {"n_test": ALL_TEST_IMAGES}  # a field whose None is spelled by a word on the command line
+# A field whose None is spelled by a word on the command line.
+NONE_WORDS = {"n_test": ALL_TEST_IMAGES, "batch_size": "auto"}
 
 
 def _parser_for(kind: Any, name: str) -> tuple[Callable[[str], Any], tuple[str, ...] | None]:

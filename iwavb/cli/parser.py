@@ -27,6 +27,7 @@ TRAIN_FIELDS = (
     "k",
     "latent_dim",
     "family",
+    "contrast",
     "hidden",
     "noise_dim",
     "steps",
@@ -37,9 +38,10 @@ TRAIN_FIELDS = (
     "eval_every",
     "seed",
     "device",
+    "accelerate",
 )
 TRAIN_FLAGS = {"dataset": "--data", "latent_dim": "--latent"}
-RESUME_FIELDS = ("steps", "device")  # what --resume may change; every other setting is the checkpoint's
+RESUME_FIELDS = ("steps", "device", "accelerate")  # what --resume may change; the rest are the checkpoint's
 
 
 def option_flag(field: str) -> str:

@@ -6,6 +6,34 @@
     implicit q:  log w = log p(x|z) - T(x, z)                    AVB (K = 1), IWAVB (K > 1)
 
 With K = 1 the bound is the ELBO (2.4) (AVB's (2.15)); it does not decrease with K (Burda et al.).
+
+Adaptive contrast (AC; section 5 of the paper uses it, docs/background.md describes it). The AC q
+(`nets.ContrastEncoder`) comes with the mean m(x) and variance v(x) of z in closed form, held fixed. With
+s = sqrt(v + 1e-4) (coordinate by coordinate), T is given the normalised sample and r is the Gaussian
+with q's moments:
+
+    u = (z - m) / s,        r(z|x) = N(z; m, diag s^2)                                           (AC.1)
+
+Let q_u(u|x) be the density of u when z ~ q(z|x). The change of variables z -> u has Jacobian prod_j s_j:
+
+    q(z|x) = q_u(u|x) / prod_j s_j,        r(z|x) = N(u; 0, I) / prod_j s_j                     (AC.2)
+
+T is trained by (2.14) on u (label 1) against draws of N(0, I) (label 0), so its optimum is
+
+    T*(x, u) = log q_u(u|x) - log N(u; 0, I) = log q(z|x) - log r(z|x)            by (AC.2)     (AC.3)
+
+(the Jacobians cancel), and the log-ratio that (2.13) and (3.1) need is, exactly at T = T*,
+
+    log q(z|x) - log p(z) = T*(x, u) + log r(z|x) - log p(z)                                     (AC.4)
+
+so that the importance weight of (3.1) under AC is
+
+    log w = log p(x|z) + log p(z) - log q(z|x) = log p(x|z) - T(x, u) - log r(z|x) + log p(z)     (AC.5)
+
+T now has only the difference between q and a Gaussian with its moments to learn, zero when q is
+Gaussian. (AC.3)-(AC.5) hold for any m, s fixed given x, so the moments are detached, as in AVB's code;
+gradients still reach q through z in u, r and p. (AVB's code puts log v, not log(v + 1e-4), in log r; the
+same s in (AC.1) and r keeps (AC.4) exact.)
 """
 
 from __future__ import annotations
@@ -18,15 +46,18 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from .model import LatentVariableModel, log_prior
-from .nets import Discriminator, XPart
+from .nets import ContrastMoments, Discriminator, QSample, XPart
+
+CONTRAST_JITTER = 1e-4  # AVB's: T sees (z - m) / sqrt(v + 1e-4)  (AC.1)
 
 
 @dataclass(frozen=True)
 class LogWeights:
     log_w: torch.Tensor  # (B, K) log importance weights
     log_px_given_z: torch.Tensor  # (B, K) log p(x|z_k)
-    log_ratio: torch.Tensor  # (B, K) log q(z_k|x) - log p(z_k): exact, or T(x, z_k) for an implicit q
+    log_ratio: torch.Tensor  # (B, K) log q(z_k|x) - log p(z_k): exact, T(x, z_k), or (AC.4) under AC
     z: torch.Tensor  # (B, K, l) the samples from q(z|x)
+    t_input: torch.Tensor  # (B, K, l) what T is given: z, or under AC the normalised sample u (AC.1)
 
 
 def frozen_discriminator(
@@ -44,6 +75,23 @@ def frozen_discriminator(
     return functional_call(discriminator, state, (x, z), {"x_part": fixed})
 
 
+def contrast(z: torch.Tensor, moments: ContrastMoments) -> tuple[torch.Tensor, torch.Tensor]:
+    """(AC.1): the normalised sample u (B, K, l) and log r(z|x) (B, K) of samples z (B, K, l)."""
+    std = torch.sqrt(moments.var + CONTRAST_JITTER).unsqueeze(1)  # (B, 1, l) s, fixed
+    u = (z - moments.mean.unsqueeze(1)) / std  # (B, K, l)
+    log_r = -0.5 * (u.pow(2) + math.log(2 * math.pi)).sum(-1) - std.log().sum(-1)  # log N(u; 0, I) - sum log s
+    return u, log_r
+
+
+def discriminator_input(sample: QSample) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What T sees of an implicit q's samples, and the known part of log q - log p beside T:
+    (z, None), or under adaptive contrast (u, log r(z|x) - log p(z)) of (AC.4)."""
+    if sample.moments is None:
+        return sample.z, None
+    u, log_r = contrast(sample.z, sample.moments)
+    return u, log_r - log_prior(sample.z)
+
+
 def log_weights(
     model: LatentVariableModel,
     x: torch.Tensor,
@@ -55,14 +103,18 @@ def log_weights(
 
     `disc_x_part`: T's x-features where already computed (the trainer shares them with (2.14)).
     """
-    z, log_q = model.sample_q(x, k, generator)  # (B, K, l), (B, K) or None
+    sample = model.sample_q(x, k, generator)
+    z = sample.z  # (B, K, l)
     log_px_given_z = model.log_px_given_z(x, z)  # (B, K)  (2.2)
-    if log_q is not None:
-        log_ratio = log_q - log_prior(z)  # (2.6): exact log q(z|x) - log p(z)
+    if sample.log_q is not None:
+        log_ratio, t_input = sample.log_q - log_prior(z), z  # (2.6): exact log q(z|x) - log p(z)
     else:
         assert model.discriminator is not None
-        log_ratio = frozen_discriminator(model.discriminator, x, z, disc_x_part)  # (2.13): T ~ log q - log p
-    return LogWeights(log_px_given_z - log_ratio, log_px_given_z, log_ratio, z)
+        t_input, known = discriminator_input(sample)
+        log_ratio = frozen_discriminator(model.discriminator, x, t_input, disc_x_part)  # (2.13): T ~ log q - log p
+        if known is not None:
+            log_ratio = log_ratio + known  # (AC.4): T(x, u) + log r(z|x) - log p(z)
+    return LogWeights(log_px_given_z - log_ratio, log_px_given_z, log_ratio, z, t_input)  # (3.1) / (AC.5)
 
 
 def iw_bound(log_w: torch.Tensor) -> torch.Tensor:
@@ -90,6 +142,14 @@ def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
     return torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))
 
 
+def discriminator_samples(
+    model: LatentVariableModel, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """K fresh samples of an implicit q per x as T sees them (B, K, l), detached: z, or u under AC."""
+    with torch.no_grad():
+        return discriminator_input(model.sample_q(x, k, generator))[0]
+
+
 @dataclass(frozen=True)
 class DiscriminatorLoss:
     loss: torch.Tensor  # scalar: the negative of (2.14), as a mean binary cross-entropy
@@ -105,7 +165,9 @@ def discriminator_loss(
 ) -> DiscriminatorLoss:
     """(2.14): logistic regression of z ~ q(z|x) (label 1) against z ~ p(z) (label 0), same x.
 
-    x (B, D), z_q (B, K, l) detached samples of q. At the optimum T = log q(z|x) - log p(z).
+    x (B, D), z_q (B, K, l) detached samples of q, as T sees them (`LogWeights.t_input`: under adaptive
+    contrast the normalised u, whose contrast N(0, I) is again p). At the optimum T = log q(z|x) - log p(z),
+    under AC (AC.3).
     `x_part`: `discriminator.x_part(x)` where already computed with T's current weights.
     """
     z_q = z_q.detach()

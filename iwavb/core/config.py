@@ -12,10 +12,12 @@ from typing import Literal, get_args
 QKind = Literal["gaussian", "implicit"]
 Family = Literal["mlp", "conv"]
 MethodName = Literal["vae", "iwae", "avb", "iwavb"]
+Contrast = Literal["none", "adaptive"]  # adaptive contrast (AC) of an implicit q: AVB's, the paper's (section 5)
 
 Q_KINDS: tuple[QKind, ...] = get_args(QKind)
 FAMILIES: tuple[Family, ...] = get_args(Family)
 METHODS: tuple[MethodName, ...] = get_args(MethodName)
+CONTRASTS: tuple[Contrast, ...] = get_args(Contrast)
 IMAGE_DIM = 784  # 28 x 28 binarised pixels
 DEFAULT_MULTI_SAMPLE_K = 10  # IWAE and IWAVB when no K is given (the paper's largest)
 
@@ -37,6 +39,11 @@ def method_name(q: QKind, k: int) -> MethodName:
     if q == "gaussian":
         return "vae" if k == 1 else "iwae"
     return "avb" if k == 1 else "iwavb"
+
+
+def method_title(method: MethodName, contrast: Contrast = "none") -> str:
+    """How a method is named in tables and messages: 'IWAVB', or 'IWAVB + AC' with adaptive contrast."""
+    return method.upper() + (" + AC" if contrast == "adaptive" else "")
 
 
 def method_grid_point(method: MethodName, k: int | None = None) -> tuple[QKind, int]:
@@ -63,11 +70,18 @@ class ModelConfig:
     q: QKind = "implicit"
     family: Family = "mlp"  # mlp: small, fast on a CPU; conv: AVB's networks, the paper's
     hidden: int = 300  # width of every mlp layer (784-300-300)
-    noise_dim: int = 32  # dimension of e in (2.12); 32 in the paper
+    noise_dim: int = 32  # dimension of e in (2.12); 32 in the paper (with AC: of each basis vector's noise)
+    contrast: Contrast = "none"  # adaptive: q = z0 + sum_i a_i(x) v_i(e_i), T sees the normalised sample
 
     def __post_init__(self) -> None:
         if self.q not in Q_KINDS:
             raise ValueError(f"unknown q kind {self.q!r}; choose gaussian or implicit")
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"unknown contrast {self.contrast!r}; choose one of {', '.join(CONTRASTS)}")
+        if self.contrast == "adaptive" and self.q != "implicit":
+            raise ValueError(
+                "adaptive contrast is for an implicit q (AVB, IWAVB); a Gaussian q (VAE, IWAE) has its density"
+            )
         if self.family not in FAMILIES:
             raise ValueError(f"unknown network family {self.family!r}; choose one of {', '.join(FAMILIES)}")
         if self.family == "conv" and self.data_dim != IMAGE_DIM:

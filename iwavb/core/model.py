@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import ModelConfig
-from .nets import Discriminator, GaussianEncoder, ImplicitEncoder, decoder
+from .nets import ContrastEncoder, Discriminator, GaussianEncoder, ImplicitEncoder, QSample, decoder
 
 Module = TypeVar("Module", bound=nn.Module)
 
@@ -46,20 +46,18 @@ class LatentVariableModel(nn.Module):
         self.config = config
         self.decoder = decoder(config)
         if config.q == "gaussian":
-            self.encoder: GaussianEncoder | ImplicitEncoder = GaussianEncoder(config)
+            self.encoder: GaussianEncoder | ImplicitEncoder | ContrastEncoder = GaussianEncoder(config)
             self.discriminator: Discriminator | None = None
         else:
-            self.encoder = ImplicitEncoder(config)
+            self.encoder = ContrastEncoder(config) if config.contrast == "adaptive" else ImplicitEncoder(config)
             self.discriminator = Discriminator(config)
 
     def generative_parameters(self) -> list[nn.Parameter]:
         """Parameters of p(x|z) and q(z|x): the ones the bound (2.9)/(3.2) trains."""
         return [*self.decoder.parameters(), *self.encoder.parameters()]
 
-    def sample_q(
-        self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """z (B, K, l) ~ q(z|x) and log q(z|x) (B, K), or None for an implicit q."""
+    def sample_q(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> QSample:
+        """z (B, K, l) ~ q(z|x); log q(z|x) (B, K), or None for an implicit q; the adaptive-contrast moments."""
         return self.encoder.sample(x, k, generator)
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -83,5 +81,4 @@ class LatentVariableModel(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean image of one z ~ q(z|x) per x: (B, D) -> (B, D) probabilities."""
-        z, _ = self.sample_q(x, 1, generator)
-        return self.decode_mean(z[:, 0])
+        return self.decode_mean(self.sample_q(x, 1, generator).z[:, 0])

@@ -220,6 +220,12 @@ def ais(
     return AISResult(log_px, log_w, acceptance, last_step_size)
 
 
+def ais_images_per_call(model: LatentVariableModel, device: torch.device, config: AISConfig = AISConfig()) -> int:
+    """Images whose chains (B x C latents, one batch) fit one call of the decoder on `device`: no Python loop
+    over images, only over chunks of them when memory asks for it."""
+    return max(1, points_per_call(device, model.config) // config.chains)
+
+
 def model_ais_log_px(
     model: LatentVariableModel,
     x: torch.Tensor,
@@ -239,7 +245,7 @@ def model_ais_log_px(
     (a narrow start in the wrong place)."""
     if start not in STARTS:
         raise ValueError(f"unknown AIS start {start!r}; choose one of {', '.join(STARTS)}")
-    size = max(1, points_per_call(x.device) // config.chains)
+    size = ais_images_per_call(model, x.device, config)
     parts = []
     for first in range(0, x.shape[0], size):
         x_part = x[first : first + size]

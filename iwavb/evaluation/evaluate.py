@@ -32,7 +32,7 @@ from ..data.splits import DataSplits, binarize
 from ..files import WriteError, atomic_write_bytes
 from ..training.checkpoint import CheckpointError, load_checkpoint
 from ..training.device import device_description, resolve_device
-from .ais import STARTS, AISConfig, Progress, Schedule, Start, model_ais_log_px, sub_progress
+from .ais import STARTS, AISConfig, Progress, Schedule, Start, ais_images_per_call, model_ais_log_px, sub_progress
 from .grid import posterior_grid
 from .importance import ISConfig, model_importance_log_px
 
@@ -40,6 +40,7 @@ Estimator = Literal["auto", "is", "ais", "grid"]
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 _IS, _AIS = ISConfig(), AISConfig()  # their defaults are the defaults of the settings below
 ALL_TEST_IMAGES = "all"  # how n_test = None (the whole test split) is spelled on the command line and in specs
+DEFAULT_BATCH = 100  # images per batch of is and grid when batch_size is auto
 EVAL_FORMAT = "iwavb-eval"
 EVAL_FORMAT_VERSION = 1
 
@@ -82,7 +83,12 @@ class EvalSettings:
     )
     grid_extent: float = 5.0  # grid: z in [-extent, extent]^2
     grid_resolution: int = 301  # grid: points per axis
-    batch_size: int = field(default=100, metadata=help_text("images per batch"))
+    batch_size: int | None = field(
+        default=None,
+        metadata=help_text(
+            "images per batch", f"auto: for ais as many as the device's memory holds, else {DEFAULT_BATCH}"
+        ),
+    )
     device: str = field(default="auto", metadata=help_text("auto (CUDA when present), cpu or cuda[:N]"))
 
     def __post_init__(self) -> None:
@@ -91,8 +97,9 @@ class EvalSettings:
         if self.start not in STARTS:
             raise ValueError(f"unknown AIS start {self.start!r}; choose one of {', '.join(STARTS)}")
         self.ais_config()  # AISConfig checks the schedule, chains, steps and leapfrog steps
-        positive = ["k", "fit_samples", "grid_resolution", "batch_size"]
-        for name in positive + ([] if self.n_test is None else ["n_test"]):
+        positive = ["k", "fit_samples", "grid_resolution"]
+        optional = [name for name in ("n_test", "batch_size") if getattr(self, name) is not None]
+        for name in positive + optional:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.fit_samples < 2:
@@ -128,7 +135,8 @@ class EvalSettings:
                 f"{passes:,} decoder forward+backward passes per image ({self.chains} chains x {self.steps} "
                 f"distributions x {self.leapfrog} leapfrog steps, + a tuning chain)"
             )
-        return f"{self.grid_resolution**2:,} decoder passes per batch of {self.batch_size} images (grid)"
+        batch = self.batch_size or DEFAULT_BATCH
+        return f"{self.grid_resolution**2:,} decoder passes per batch of {batch} images (grid)"
 
 
 # Settings that change how an estimate is computed but not what it estimates, nor on which images.
@@ -196,6 +204,16 @@ def evaluation_images(data: DataSplits, n_test: int | None, seed: int) -> torch.
     return binarize(images, generator)
 
 
+def images_per_batch(model: LatentVariableModel, settings: EvalSettings, device: torch.device) -> int:
+    """settings.batch_size, or when auto: for AIS as many images as one call's memory holds (all of a GPU's
+    test images of an mlp model at once), else DEFAULT_BATCH."""
+    if settings.batch_size is not None:
+        return settings.batch_size
+    if settings.resolved_estimator(model.config) == "ais":
+        return ais_images_per_call(model, device, settings.ais_config())
+    return DEFAULT_BATCH
+
+
 def estimate_log_px(
     model: LatentVariableModel, x: torch.Tensor, settings: EvalSettings, progress: Progress | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -205,12 +223,13 @@ def estimate_log_px(
     numbers come from `settings.seed`, so a rerun on the same device reproduces it."""
     estimator = settings.resolved_estimator(model.config)
     device = next(model.parameters()).device
+    size = images_per_batch(model, settings, device)
     parts, acceptance = [], []
     devices = [device] if device.type == "cuda" else []
     with eval_mode(model), torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
-        for first in range(0, x.shape[0], settings.batch_size):
-            batch = x[first : first + settings.batch_size].to(device)
+        for first in range(0, x.shape[0], size):
+            batch = x[first : first + size].to(device)
             share = batch.shape[0] / x.shape[0]
             if estimator == "ais":
                 result = model_ais_log_px(

@@ -12,6 +12,7 @@ builds it from a model, and tests pass closed-form ones (a linear-Gaussian model
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,19 +20,36 @@ from dataclasses import dataclass
 import torch
 
 from ..core.bounds import iw_bound, log_weights
+from ..core.config import ModelConfig
+from ..core.footprint import log_joint_bytes_per_latent
 from ..core.model import LatentVariableModel, log_prior
 
 LogJoint = Callable[[torch.Tensor], torch.Tensor]  # z (B, N, l) -> log p(x, z) (B, N)
 LogWeightsFn = Callable[[int], torch.Tensor]  # n -> log-weights (B, n) of n fresh samples per x
 
-# Latents per decoder call, which bounds memory at about that many * D floats per tensor. On one CPU
-# thread 4,096 ran IS 1.5x faster than 32,768 (whose 100 MB tensors fall out of cache); a GPU wants more.
-CPU_POINTS, GPU_POINTS = 4_096, 65_536
+# Latents per decoder call: as many as memory allows, up to a cap. On one CPU thread 4,096 ran IS 1.5x faster
+# than 32,768 (whose 100 MB tensors fall out of cache); a GPU wants as many as fit.
+CPU_POINTS, GPU_POINTS = 4_096, 262_144
+CPU_CALL_BYTES = 1 << 30  # what one call may hold on a CPU
+GPU_FREE_SHARE = 0.5  # of the GPU's free memory, what one call may hold (the rest: the model, other jobs)
 COVARIANCE_JITTER = 1e-6  # added to the diagonal of a fitted covariance, so that a collapsed q still fits
 
 
-def points_per_call(device: torch.device) -> int:
-    return GPU_POINTS if device.type == "cuda" else CPU_POINTS
+@functools.lru_cache(maxsize=32)
+def _bytes_per_latent(config: ModelConfig) -> int:
+    return log_joint_bytes_per_latent(config)
+
+
+def points_per_call(device: torch.device, config: ModelConfig) -> int:
+    """Latents z per call of the decoder (with the gradient of log p(x, z) in z, as AIS needs): what the
+    device's memory holds at the model's bytes per latent (iwavb/core/footprint.py), at most the cap. An mlp
+    model meets the cap; a conv model (about 2.7 MB per latent) is held to what fits: ~380 on a CPU."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        budget, cap = int(GPU_FREE_SHARE * free), GPU_POINTS
+    else:
+        budget, cap = CPU_CALL_BYTES, CPU_POINTS
+    return max(1, min(cap, budget // _bytes_per_latent(config)))
 
 
 def model_log_joint(model: LatentVariableModel, x: torch.Tensor) -> LogJoint:
@@ -119,8 +137,8 @@ def q_proposal(
     if model.config.q == "gaussian":
         mean, log_var = model.encoder(x)  # (B, l) each
         return Proposal(mean, torch.diag_embed(torch.exp(0.5 * log_var)))
-    chunk = max(1, points_per_call(x.device) // x.shape[0])
-    z = torch.cat([model.sample_q(x, n)[0] for n in chunk_sizes(fit_samples, chunk)], dim=1)  # (B, S, l)
+    chunk = max(1, points_per_call(x.device, model.config) // x.shape[0])
+    z = torch.cat([model.sample_q(x, n).z for n in chunk_sizes(fit_samples, chunk)], dim=1)  # (B, S, l)
     return fit_proposal(z, widen, df)
 
 
@@ -153,7 +171,7 @@ def proposal_log_weights(log_joint: LogJoint, proposal: Proposal) -> LogWeightsF
 def model_importance_log_px(model: LatentVariableModel, x: torch.Tensor, config: ISConfig = ISConfig()) -> torch.Tensor:
     """IS estimate of log p(x) (B,) for binary images x (B, D): q as proposal for a Gaussian q (the weights
     of `bounds.log_weights`), else a Student-t (df, widen) fitted to `fit_samples` draws of q per x."""
-    chunk = max(1, points_per_call(x.device) // x.shape[0])
+    chunk = max(1, points_per_call(x.device, model.config) // x.shape[0])
     if model.config.q == "gaussian":
         return importance_log_px(lambda n: log_weights(model, x, n).log_w, config.k, chunk)
     proposal = q_proposal(model, x, config.fit_samples, config.widen, config.df)

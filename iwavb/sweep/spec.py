@@ -56,9 +56,7 @@ DEFAULT_METHOD = method_name(TrainConfig.q, TrainConfig.k)
 
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _SET_ELSEWHERE = {"q": "method", "steps": "[budget] steps", "device": "[resources] gpu"}
-# Settings that a newer TrainConfig has; without them a spec may still name their 'off' value.
-_OPTIONAL_FIELDS = {"contrast": "none"}
-TRAIN_KEYS = ("method", *(n for n in _TRAIN_FIELDS if n not in _SET_ELSEWHERE), *_OPTIONAL_FIELDS)
+TRAIN_KEYS = ("method", *(n for n in _TRAIN_FIELDS if n not in _SET_ELSEWHERE))
 EVAL_KEYS = tuple(f.name for f in dataclasses.fields(EvalSettings) if f.name != "device")
 BUDGET_KEYS = ("steps", "minutes")
 RESOURCE_KEYS = ("threads", "gpu")
@@ -66,7 +64,8 @@ TOP_KEYS = ("description", "retries")
 TABLES = {"grid": TRAIN_KEYS, "train": TRAIN_KEYS, "budget": BUDGET_KEYS, "eval": EVAL_KEYS, "resources": RESOURCE_KEYS}
 _EVAL = "EvalSettings"  # how messages name the evaluation settings
 T = TypeVar("T")
-NAMED_AXES = ("dataset", "method", "k", "latent_dim", "family", "seed")  # what a trial's file name always says
+# What a trial's file name always says (run_name); any other axis is added to it.
+NAMED_AXES = ("dataset", "method", "k", "latent_dim", "family", "contrast", "seed")
 
 
 class SweepError(IWAVBError, ValueError):
@@ -178,11 +177,6 @@ def train_config(values: dict[str, Any]) -> TrainConfig:
             raise ValueError(f"K must be at least 1, got {k}")
         if k > 1:
             method_grid_point(method, k)  # the VAE and AVB use K = 1
-    for name, off in _OPTIONAL_FIELDS.items():
-        if name in values and name not in _TRAIN_FIELDS and values.pop(name) != off:
-            raise ValueError(
-                f"this version of IWAVB Lab has no {name} setting (TrainConfig.{name}); only {name} = {off!r} can run"
-            )
     return from_json(TrainConfig, {"q": q, "k": k, **values}, "TrainConfig")
 
 

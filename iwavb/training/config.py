@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..core.config import (
     DEFAULT_MULTI_SAMPLE_K,
     MODEL_DEFAULTS,
+    Contrast,
     Family,
     MethodName,
     ModelConfig,
@@ -21,6 +22,7 @@ from ..core.config import (
     help_text,
     method_grid_point,
     method_name,
+    method_title,
 )
 from ..data.names import DATASETS, DatasetName, data_dim
 
@@ -30,6 +32,17 @@ CONV_ON_CPU = (
     "the conv family (the paper's networks) takes about 8 s per training step at K = 1 and nearly "
     "a minute at K = 10 on a 2-core CPU: it is meant for a GPU"
 )
+
+# How a training step runs (iwavb/training/step.py): plain float32, bfloat16 autocast, a CUDA graph, both, or
+# torch.compile. `auto` is plain on a CPU (where every other way measured slower: benchmarks/README.md) and,
+# on CUDA, the choice of CUDA_AUTO: made by reasoning, NOT yet measured (no GPU has been lent to this
+# project); `python -m benchmarks.gpu_check` times every way and says whether this choice is the fastest.
+Accelerate = Literal["auto", "none", "amp", "graph", "amp+graph", "compile"]
+ACCELERATIONS: tuple[Accelerate, ...] = get_args(Accelerate)
+CUDA_AUTO: dict[Family, Accelerate] = {
+    "mlp": "graph",  # small layers: launch-bound, a graph replays the whole step in one launch
+    "conv": "amp+graph",  # AVB's convolutions: compute-bound, bfloat16 tensor cores, and one launch
+}
 
 # Section 5 of the paper: Adam with 5e-5 for the generative model and q, 1e-4 for the discriminator.
 PAPER_LR = 5e-5
@@ -78,6 +91,10 @@ class TrainConfig:
         default=MODEL_DEFAULTS.family,
         metadata=help_text("networks: mlp (fast on a CPU) or conv (the paper's AVB networks; needs a GPU)"),
     )
+    contrast: Contrast = field(
+        default=MODEL_DEFAULTS.contrast,
+        metadata=help_text("adaptive: AVB's adaptive contrast for the implicit q of avb/iwavb (the paper's setting)"),
+    )
     hidden: int | None = field(default=None, metadata=help_text("width of the mlp layers", _BY_DATA_SET[0]))
     noise_dim: int | None = field(default=None, metadata=help_text("noise size of the implicit q", _BY_DATA_SET[1]))
     steps: int = field(default=10_000, metadata=help_text("total training steps"))
@@ -92,10 +109,20 @@ class TrainConfig:
     eval_every: int = field(default=500, metadata=help_text("steps between validation bounds"))
     seed: int = field(default=0, metadata=help_text("random seed of the weights, batches and draws"))
     device: str = field(default="auto", metadata=help_text("auto (CUDA when present), cpu or cuda[:N]"))
+    accelerate: Accelerate = field(
+        default="auto",
+        metadata=help_text(
+            "how a step runs: none (float32), amp (bfloat16 autocast), graph (one CUDA graph), amp+graph, "
+            f"compile (torch.compile); auto: none on a CPU, on CUDA {CUDA_AUTO['mlp']} (mlp) or "
+            f"{CUDA_AUTO['conv']} (conv)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.accelerate not in ACCELERATIONS:
+            raise ValueError(f"unknown accelerate {self.accelerate!r}; choose one of {', '.join(ACCELERATIONS)}")
         method_grid_point(method_name(self.q, self.k), self.k)  # validates K
         for name in ("steps", "batch_size", "disc_steps", "log_every", "eval_every"):
             if getattr(self, name) < 1:
@@ -119,6 +146,11 @@ class TrainConfig:
         return method_name(self.q, self.k)
 
     @property
+    def title(self) -> str:
+        """'IWAVB', 'IWAVB + AC': the method as tables and messages name it."""
+        return method_title(self.method, self.contrast)
+
+    @property
     def data_dim(self) -> int:
         return data_dim(self.dataset)
 
@@ -131,6 +163,7 @@ class TrainConfig:
             family=self.family,
             hidden=self.hidden,
             noise_dim=self.noise_dim,
+            contrast=self.contrast,
         )
 
     def to_dict(self) -> dict[str, Any]:

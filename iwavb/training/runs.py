@@ -14,8 +14,9 @@ SUFFIX = ".safetensors"
 
 
 def run_name(config: TrainConfig) -> str:
-    """A readable file stem: mnist-iwavb-k10-l8-mlp-s0."""
-    return f"{config.dataset}-{config.method}-k{config.k}-l{config.latent_dim}-{config.family}-s{config.seed}"
+    """A readable file stem: mnist-iwavb-k10-l8-mlp-s0, mnist-iwavb-ac-k10-l8-conv-s0 with adaptive contrast."""
+    method = config.method + ("-ac" if config.contrast == "adaptive" else "")
+    return f"{config.dataset}-{method}-k{config.k}-l{config.latent_dim}-{config.family}-s{config.seed}"
 
 
 def default_run_path(config: TrainConfig) -> Path:

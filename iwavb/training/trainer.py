@@ -3,7 +3,8 @@
 Each generator step maximises the bound (2.11) / (3.2) over decoder and q with T held fixed; for an
 implicit q, each is followed by `disc_steps` updates of T by (2.14). Metrics are accumulated on the
 device and read back every `log_every` steps (the only host syncs in the loop), where non-finite values
-are caught: the trainer then restores the last good state and raises `TrainingDiverged`.
+are caught: the trainer then restores the last good state and raises `TrainingDiverged`. How the device
+runs the step (float32, bfloat16 autocast, a CUDA graph, torch.compile) is `config.accelerate` (step.py).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from typing import Any
 
 import torch
 
-from ..core.bounds import discriminator_loss, iw_bound, log_weights, mean_bound
+from ..core.bounds import discriminator_loss, discriminator_samples, iw_bound, log_weights, mean_bound
 from ..core.model import LatentVariableModel, eval_mode
 from ..data.loading import load_dataset
 from ..data.splits import FIXED_SEED, BatchSampler, DataSplits, binarize
 from ..errors import IWAVBError
 from .checkpoint import Checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import Accelerate, TrainConfig
 from .device import device_description, resolve_device
 from .records import Record
+from .step import GraphedStep, Metrics, autocast, resolve_accelerate, uses_graph
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
 EVAL_BATCH = 500
@@ -51,6 +53,9 @@ class Trainer:
                 torch.manual_seed(config.seed)
                 model = LatentVariableModel(config.model_config())
         self.model = model.to(self.device)
+        self.accelerate = resolve_accelerate(config.accelerate, self.device, config.family)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # a run's shapes never change: let cuDNN pick its fastest kernels
         betas = (config.beta1, 0.999)
         lr, disc_lr = config.learning_rates()
         self.optimizer = torch.optim.Adam(self.model.generative_parameters(), lr=lr, betas=betas, fused=True)
@@ -59,8 +64,13 @@ class Trainer:
             if self.model.discriminator is not None
             else None
         )
+        self._configure_optimizers()
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.sampler = BatchSampler(len(self.data.train), config.batch_size, self.generator)
+        self._graph: GraphedStep | None = None  # built at the first step of a graph way (step.py)
+        self._compiled = (
+            (torch.compile(log_weights), torch.compile(discriminator_loss)) if self.accelerate == "compile" else None
+        )
         self.step = 0
         self.elapsed_s = 0.0
         self.history: list[Record] = []
@@ -91,30 +101,42 @@ class Trainer:
         return self._stop.is_set()
 
     # -- training ------------------------------------------------------------------------------------
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """One update of decoder and q by the bound, then of T by (2.14). Device tensors, no sync."""
+    def train_step(self) -> Metrics:
+        """One update of decoder and q by the bound, then of T by (2.14), run the way `accelerate` says.
+        Device tensors, no host sync."""
+        indices = self.sampler.next_indices()  # (B,) on the device
+        if uses_graph(self.accelerate):
+            if self._graph is None:
+                self._graph = GraphedStep(self.update, self.generator)
+            return self._graph(indices)
+        return self.update(indices)
+
+    def update(self, indices: torch.Tensor) -> Metrics:
+        """The step's maths on the batch of training images `indices` (B,)."""
         cfg = self.config
-        images = self.data.train.images.index_select(0, self.sampler.next_indices())  # (B, D); [idx] is ~15x slower
+        images = self.data.train.images.index_select(0, indices)  # (B, D); [idx] is ~15x slower
         x = binarize(images, self.generator)  # (B, D)
+        weights_of, disc_loss_of = self._compiled or (log_weights, discriminator_loss)
         discriminator = self.model.discriminator
-        # T's x-features, computed once: used fixed (detached) by the bound, trained by (2.14). The bound
-        # step updates only decoder and q, so they still hold for T's first update below.
-        disc_x = discriminator.x_part(x) if discriminator is not None else None
-        weights = log_weights(self.model, x, cfg.k, self.generator, disc_x)
-        batch_bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
+        with autocast(self.accelerate, self.device):
+            # T's x-features, computed once: used fixed (detached) by the bound, trained by (2.14). The bound
+            # step updates only decoder and q, so they still hold for T's first update below.
+            disc_x = discriminator.x_part(x) if discriminator is not None else None
+            weights = weights_of(self.model, x, cfg.k, self.generator, disc_x)
+            batch_bound = iw_bound(weights.log_w).mean()  # (2.11) / (3.2), averaged over the batch
         self.optimizer.zero_grad(set_to_none=True)
         (-batch_bound).backward()
         self.optimizer.step()
         if self.disc_optimizer is None:
             return batch_bound.detach(), None, None
         assert discriminator is not None
-        z_q = weights.z
+        t_input = weights.t_input  # q's samples as T sees them: z, or u under adaptive contrast (AC.1)
         for i in range(cfg.disc_steps):
             if i > 0:
-                with torch.no_grad():
-                    z_q = self.model.sample_q(x, cfg.k, self.generator)[0]
+                t_input = discriminator_samples(self.model, x, cfg.k, self.generator)
                 disc_x = None  # T has changed since: recompute its x-features
-            disc = discriminator_loss(discriminator, x, z_q, self.generator, disc_x)
+            with autocast(self.accelerate, self.device):
+                disc = disc_loss_of(discriminator, x, t_input, self.generator, disc_x)
             self.disc_optimizer.zero_grad(set_to_none=True)
             disc.loss.backward()
             self.disc_optimizer.step()
@@ -180,6 +202,34 @@ class Trainer:
         return record
 
     # -- state ---------------------------------------------------------------------------------------
+    def _configure_optimizers(self) -> None:
+        """Adam keeps its step count on the device when a CUDA graph replays it (capturable), and not
+        otherwise: set after every load of optimiser state, whose groups carry the flag of the run that saved it."""
+        for optimizer in filter(None, (self.optimizer, self.disc_optimizer)):
+            for group in optimizer.param_groups:
+                group["capturable"] = uses_graph(self.accelerate)
+
+    def release_device(self) -> None:
+        """Move a finished run (model, optimiser state, data) to the CPU, so that its GPU memory can be freed
+        (torch.cuda.empty_cache, by the caller) while the run can still be shown and saved. It trains no more
+        on the GPU: a CUDA graph, if any, is dropped."""
+        cpu = torch.device("cpu")
+        with self.lock:
+            self._graph = None
+            self.model.to(cpu)
+            for optimizer in filter(None, (self.optimizer, self.disc_optimizer)):
+                for state in optimizer.state.values():
+                    for name, value in state.items():
+                        if isinstance(value, torch.Tensor):
+                            state[name] = value.to(cpu)
+            self.data = self.data.to(cpu)
+            self._valid_x = self._valid_x.to(cpu)
+            self.device, self.accelerate = cpu, "none"
+            self._configure_optimizers()
+            self.generator = torch.Generator(cpu).manual_seed(self.config.seed + self.step)
+            self.sampler = BatchSampler(len(self.data.train), self.config.batch_size, self.generator)
+            self._good_state = self._state()
+
     def _fixed_validation_batch(self) -> torch.Tensor:
         images = self.data.valid.images[:VALID_SUBSET]
         return binarize(images, torch.Generator(self.device).manual_seed(FIXED_SEED))
@@ -201,6 +251,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.disc_optimizer is not None:
                 self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+            self._configure_optimizers()
+            self._graph = None  # the optimiser's state tensors were replaced: capture again
             self.history = [r for r in self.history if r.step <= self.step]
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None, shipped: bool = False) -> Path:
@@ -227,16 +279,24 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Checkpoint, steps: int | None = None, device: str = "auto", data: DataSplits | None = None
+        cls,
+        checkpoint: Checkpoint,
+        steps: int | None = None,
+        device: str = "auto",
+        data: DataSplits | None = None,
+        accelerate: Accelerate = "auto",
     ) -> Trainer:
-        """Resume a run: its weights, optimiser state, step count and history; `steps` sets a new total."""
-        config = replace(checkpoint.config, device=device, steps=checkpoint.config.steps if steps is None else steps)
+        """Resume a run: its weights, optimiser state, step count and history; `steps` sets a new total, and
+        `device` and `accelerate` say where and how it goes on (neither changes the maths)."""
+        total = checkpoint.config.steps if steps is None else steps
+        config = replace(checkpoint.config, device=device, steps=total, accelerate=accelerate)
         trainer = cls(config, data=data, model=checkpoint.build_model())
         with trainer.lock:
             if "optimizer" in checkpoint.optimizer_states:
                 trainer.optimizer.load_state_dict(checkpoint.optimizer_states["optimizer"])
             if trainer.disc_optimizer is not None and "disc_optimizer" in checkpoint.optimizer_states:
                 trainer.disc_optimizer.load_state_dict(checkpoint.optimizer_states["disc_optimizer"])
+            trainer._configure_optimizers()
             trainer.step = checkpoint.step
             trainer.elapsed_s = float(checkpoint.meta.get("train_seconds", 0.0))
             trainer.history = [Record(**r) for r in checkpoint.history]

@@ -44,7 +44,7 @@ def checkpoint_table(entries: list[Entry]) -> list[dict]:
             {
                 "name": e.title,
                 "source": e.source,
-                "method": cfg.method.upper() if cfg else "unreadable",
+                "method": cfg.title if cfg else "unreadable",
                 "data": cfg.dataset if cfg else "",
                 "l": cfg.latent_dim if cfg else None,
                 "K": cfg.k if cfg else None,
@@ -72,7 +72,7 @@ def details(entry: Entry, cfg: TrainConfig) -> None:
             help="exact for l = 2 (grid); otherwise from `python -m iwavb eval` when it has been run",
         )
         settings = {
-            "method": cfg.method.upper(),
+            "method": cfg.title,
             "q": cfg.q,
             "K": cfg.k,
             "data": cfg.dataset,

@@ -6,7 +6,7 @@ from typing import Literal, TypedDict
 
 import streamlit as st
 
-from iwavb.core.config import DEFAULT_MULTI_SAMPLE_K, FAMILIES, Family
+from iwavb.core.config import DEFAULT_MULTI_SAMPLE_K, FAMILIES, Contrast, Family
 from iwavb.data.names import DATASETS, DatasetName
 
 LATENT_SIZES = (2, 4, 8, 16, 32)  # l = 2 draws true posteriors; the paper uses 8 and 32
@@ -36,6 +36,18 @@ def k_slider(label: str, low: int = 2, high: int = 50) -> int:
 
 def family_radio(help: str | None = None) -> Family:
     return st.radio("network family", FAMILIES, key="family", horizontal=True, **URL, help=help)
+
+
+def contrast_toggle(label: str = "adaptive contrast (AC)") -> Contrast:
+    """AVB's adaptive contrast for an implicit q (AVB, IWAVB): the paper's setting."""
+    on = st.toggle(
+        label,
+        key="contrast",
+        **URL,
+        help="T compares q's normalised samples with a Gaussian of q's own mean and variance, so it only has "
+        "to learn how q differs from a Gaussian (the paper trains with it)",
+    )
+    return "adaptive" if on else "none"
 
 
 def seed_input() -> int:
