@@ -6,7 +6,7 @@ pages share lives in `pages/parts/`.
 
 import streamlit as st
 
-from pages.parts.session import owner_name_input, sidebar_status
+from pages.parts.session import sidebar_status
 
 st.set_page_config(page_title="IWAVB Lab", page_icon=":material/science:", layout="wide")
 pages = {
@@ -21,5 +21,4 @@ pages = {
 page = st.navigation(pages)
 with st.sidebar:
     sidebar_status()  # this session's heartbeat and its runs' progress, on every page
-    owner_name_input()
 page.run()

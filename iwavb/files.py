@@ -59,11 +59,10 @@ def file_signature(path: Path) -> FileSignature | None:
         return None
 
 
-def atomic_write_bytes(path: Path, blob: bytes, replace: bool = True) -> FileSignature:
+def atomic_write_bytes(path: Path, blob: bytes, replace: bool = True) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it; a failure leaves `path` as it was.
 
-    With `replace=False` an existing file at `path` is never replaced: FileExists instead. Returns the
-    signature of the file written (the same as `file_signature(path)` while nobody else writes there)."""
+    With `replace=False` an existing file at `path` is never replaced: FileExists instead."""
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,6 @@ def atomic_write_bytes(path: Path, blob: bytes, replace: bool = True) -> FileSig
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-            written = FileSignature.of(os.fstat(f.fileno()))  # a rename or a link keeps the inode and times
         if replace:
             os.replace(tmp, path)
         else:
@@ -86,7 +84,6 @@ def atomic_write_bytes(path: Path, blob: bytes, replace: bool = True) -> FileSig
         reason = "the disk is full" if err.errno == errno.ENOSPC else str(err)
         raise WriteError(f"could not write {path}: {reason}. Any earlier file there is unchanged.") from err
     _discard(tmp)  # after a link, the temporary name of the new file
-    return written
 
 
 def _link_if_free(tmp: Path, path: Path) -> None:
@@ -107,11 +104,11 @@ def _discard(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_npz(path: Path, arrays: Mapping[str, Any]) -> FileSignature:
+def atomic_write_npz(path: Path, arrays: Mapping[str, Any]) -> None:
     """Named numpy arrays as one compressed .npz file, written atomically."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    return atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def remove_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:

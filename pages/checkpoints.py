@@ -10,7 +10,7 @@ from pages.parts.checkpoint_parts import checkpoint_table, delete_control, detai
 from pages.parts.messages import friendly_errors
 from pages.parts.navigation import open_page
 from pages.parts.runs import checkpoint_spec
-from pages.parts.session import start_job
+from pages.parts.session import owner_name_input, start_job
 from pages.parts.widgets import choice_setting
 
 st.title("Checkpoints")
@@ -19,6 +19,8 @@ st.caption(
     "Train page or `python -m iwavb train`). Loading never executes code: checkpoints are safetensors files."
 )
 
+with st.sidebar:
+    owner_name_input()
 last_message()
 entries = list_entries()
 if not entries:

@@ -9,7 +9,7 @@ from pages.parts.live import run_live
 from pages.parts.messages import device_notice
 from pages.parts.runs import log_every, save_run
 from pages.parts.session import job as session_job
-from pages.parts.session import start_job
+from pages.parts.session import owner_name_input, start_job
 from pages.parts.widgets import (
     bound,
     choice_setting,
@@ -41,6 +41,7 @@ with st.sidebar:
     batch = bound(st.select_slider, "batch size", "batch", one_of(BATCH_SIZES), BATCH_SIZES, value=128)
     seed = seed_input()
     device = choice_setting("device", "device", DEVICES, help="auto: the GPU when there is one, else the CPU")
+    owner_name_input()
 
 st.title("Train")
 device_notice(family)

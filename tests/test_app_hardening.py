@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
-from test_app import APP, TIMEOUT, folders, on_page  # noqa: F401 -- folders is a fixture used here
+from test_app import APP, TIMEOUT, folders  # noqa: F401 -- folders is a fixture used here
 from test_bad_checkpoints import EXTREMES, JSON_VALUES, mutated, places, tiny_run, write
 
 from iwavb.training.checkpoint import META_KEY
@@ -30,6 +30,7 @@ PAGES = ["pages/checkpoints.py", "pages/compare.py", "pages/posteriors.py", "pag
 def session(page: str, name: str | None = None, query: dict[str, str] | None = None) -> AppTest:
     """A browser session on `page` (with a chosen owner name, and a link's settings)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()  # the Home page first, as tests/test_app.py's on_page does: then app.py runs around every page
     at.switch_page(page)
     for key, value in (query or {}).items():
         at.query_params[key] = value
@@ -197,7 +198,7 @@ def test_a_link_setting_that_does_not_fit_is_a_notice(folders, page, query, key,
     else:
         assert any(notice in c for c in captions), captions
         at.run()
-        assert any(notice in c for c in at.caption)  # still there on the next run, until the setting is changed
+        assert any(notice in c.value for c in at.caption)  # still there on the next run, until the setting is changed
 
 
 def test_streamlits_error_details_are_hidden_in_the_shipped_configuration():

@@ -19,7 +19,7 @@ from ..files import file_signature
 from ..training.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from ..training.config import CONV_ON_CPU, TrainConfig
 from ..training.device import configure_cpu_threads, device_description, resolve_device
-from ..training.progress import DIVERGED, train_with_progress
+from ..training.progress import train_with_progress
 from ..training.records import last_validation
 from ..training.resources import check_training_fits, gb
 from ..training.runs import default_run_path, owner_tag, save_run
@@ -101,7 +101,7 @@ def train(args: argparse.Namespace) -> int:
     status = train_with_progress(trainer, save, args.minutes)
     if not trainer.trained:
         print(f"nothing was trained (still at step {trainer.step}): nothing was written", file=sys.stderr)
-        return status or DIVERGED
+        return status
     save()
     valid = last_validation(trainer.history)
     print(

@@ -182,25 +182,8 @@ def save_checkpoint(
     owner: str | None = None,
     replace: bool = True,
 ) -> Path:
-    """`write_checkpoint`, returning the path."""
-    write_checkpoint(path, config, model, step, history, optimizer_states, extra, half, owner, replace)
-    return Path(path)
-
-
-def write_checkpoint(
-    path: str | Path,
-    config: TrainConfig,
-    model: LatentVariableModel,
-    step: int,
-    history: Sequence[Record],
-    optimizer_states: dict[str, dict[str, Any]] | None = None,
-    extra: dict[str, Any] | None = None,
-    half: bool = False,
-    owner: str | None = None,
-    replace: bool = True,
-) -> FileSignature:
     """Write the checkpoint atomically; `half` stores weights as float16 (for shipped checkpoints). With
-    `replace=False` an existing file is never replaced (RunExists). Returns the signature of the file written.
+    `replace=False` an existing file is never replaced (RunExists).
 
     Non-finite weights are refused: a file that no one could evaluate or resume is never written."""
     path = Path(path)
@@ -232,11 +215,12 @@ def write_checkpoint(
     )
     blob = save(tensors, metadata={META_KEY: json.dumps(meta.to_json(), allow_nan=False)})
     try:
-        return atomic_write_bytes(path, blob, replace=replace)
+        atomic_write_bytes(path, blob, replace=replace)
     except FileExists as err:
         raise RunExists(f"{path} already holds another run: not replaced") from err
     except WriteError as err:
         raise CheckpointError(str(err)) from err
+    return path
 
 
 def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:

@@ -25,7 +25,7 @@ from ..data.loading import load_dataset
 from ..data.splits import FIXED_SEED, BatchSampler, DataSplits, binarize
 from ..errors import IWAVBError, SettingError
 from ..files import FileSignature, file_signature
-from .checkpoint import Checkpoint, RunExists, optimizer_parameters, write_checkpoint
+from .checkpoint import Checkpoint, RunExists, optimizer_parameters, save_checkpoint
 from .config import TrainConfig
 from .device import device_description, resolve_device
 from .records import Record
@@ -66,7 +66,7 @@ class Trainer:
             else None
         )
         self.start_step = 0  # where this run began: 0, or the step of the checkpoint it continues
-        self._files: dict[Path, FileSignature] = {}  # files this run wrote (or continues), as it left them
+        self._files: dict[Path, FileSignature | None] = {}  # files this run wrote (or continues), as it left them
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.sampler = BatchSampler(len(self.data.train), config.batch_size, self.generator)
         self.step = 0
@@ -239,7 +239,7 @@ class Trainer:
         with self.lock:
             states = None if shipped else {name: o.state_dict() for name, o in self._optimizers().items()}
             info = {"device": device_description(self.device), "train_seconds": round(self.elapsed_s, 2)}
-            self._files[path] = write_checkpoint(
+            save_checkpoint(
                 path,
                 self.config,
                 self.model,
@@ -251,6 +251,8 @@ class Trainer:
                 owner=owner,
                 replace=current is not None,  # a free name is taken only if it is still free
             )
+            # Only the owner of a file replaces it, so nobody else can have written here since the line above.
+            self._files[path] = file_signature(path)
         return given
 
     def wrote(self, path: str | Path) -> bool:

@@ -35,11 +35,13 @@ def owner() -> str:
 
 
 def owner_name_input() -> None:
-    """In the sidebar of every page: an optional name that the runs this tab saves belong to."""
+    """In the sidebar of the pages that save and delete runs (Train, Checkpoints): an optional name that the runs
+    this tab saves belong to; kept for the session across pages, never put in the URL."""
     st.text_input(
         "your name (optional)",
         key=OWNER_NAME,
         max_chars=64,
+        persist_state="session",
         help="The runs you save belong to this browser tab, or to this name if you give one, so that you can "
         "delete them later from another tab. Not a password: anyone who types the same name can delete them.",
     )
