@@ -114,7 +114,7 @@ def atomic_write_npz(path: Path, arrays: Mapping[str, Any]) -> None:
 def remove_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
     """Delete the temporary files that interrupted writes left in `folder` (regular files named as
     `atomic_write_bytes` names them, untouched for `older_than_s`); returns them. Never raises."""
-    removed = []
+    removed: list[Path] = []
     now = time.time()
     try:
         names = os.listdir(folder)

@@ -284,3 +284,18 @@ def test_a_second_run_with_the_same_settings_gets_its_own_file(tmp_path, monkeyp
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["toy-vae-k1-l2-mlp-s0-2.safetensors", "toy-vae-k1-l2-mlp-s0.safetensors"]
     assert "holds another run, so this one went to" in capsys.readouterr().err
+
+
+def test_a_run_that_would_not_fit_is_refused_with_its_estimate_before_any_data_is_read(tmp_path, capsys):
+    status, err = run_cli(
+        ["train", "--data", "mnist", "--k", "100000", "--threads", "1", "--data-root", str(tmp_path)], capsys
+    )
+    assert status == 2 and "this run would need about" in err and "GB" in err and "lower K (100000)" in err
+
+
+def test_too_many_threads_in_the_environment_are_refused_by_name(monkeypatch):
+    from iwavb import settings as iwavb_settings
+
+    monkeypatch.setenv("IWAVB_THREADS", str(iwavb_settings.available_cores() + 1))
+    with pytest.raises(iwavb_settings.SettingsError, match="IWAVB_THREADS"):
+        iwavb_settings.threads()

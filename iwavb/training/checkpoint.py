@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -40,7 +40,7 @@ from ..schema import EXTRAS, SchemaError, from_json
 from .config import TrainConfig
 from .records import Record
 
-FORMAT = "iwavb-checkpoint"
+FORMAT: Final = "iwavb-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "iwavb"
 MODEL_PREFIX = "model."

@@ -211,7 +211,7 @@ class Trainer:
             self.history = [r for r in self.history if r.step <= self.step]
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        found = {"optimizer": self.optimizer}
+        found: dict[str, torch.optim.Optimizer] = {"optimizer": self.optimizer}
         if self.disc_optimizer is not None:
             found["disc_optimizer"] = self.disc_optimizer
         return found

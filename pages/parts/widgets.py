@@ -59,12 +59,14 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def bound(widget: Callable[..., T], label: str, key: str, parse: Callable[[str], Any], *args: Any, **kwargs: Any) -> T:
+def bound(
+    widget: Callable[..., Any], label: str, key: str, parse: Callable[[str], Any], *args: Any, **kwargs: Any
+) -> Any:
     """`widget(label, *args, key=key, **kwargs)` bound to the URL, its value taken from a link when it fits."""
     notices: dict[str, tuple[str, Any]] = st.session_state.setdefault(NOTICES, {})
     raw = st.query_params.get(key)
     fresh = key not in st.session_state and raw is not None  # the session's own value wins after its first run
-    if fresh:
+    if raw is not None and fresh:
         try:
             st.session_state[key] = parse(raw)
         except ValueError as err:
