@@ -1,7 +1,7 @@
 """Does the project work on this GPU, and how fast? One command, within eight minutes on an H100.
 
-    python -m benchmarks.gpu_check --write-cache                        # here: .gpu-cache/mnist-v1.npz (11 MB)
-    python -m benchmarks.gpu_check --data-file .gpu-cache/mnist-v1.npz  # there: the check, on the GPU
+    python -m benchmarks.gpu_check --write-cache                        # here: .gpu-cache/mnist-v2.npz (11 MB)
+    python -m benchmarks.gpu_check --data-file .gpu-cache/mnist-v2.npz  # there: the check, on the GPU
 
 Parts, each timed and each allowed to fail without stopping the others (the plan, per part, on an H100):
 
@@ -42,7 +42,7 @@ import torch
 from iwavb.core.bounds import bound
 from iwavb.core.config import Contrast, Family, MethodName, method_title
 from iwavb.core.model import eval_mode
-from iwavb.data.loading import DataError, export_dataset, load_dataset_file
+from iwavb.data.loading import DataError, data_file_name, export_dataset, load_dataset_file
 from iwavb.data.splits import DataSplits, binarize
 from iwavb.evaluation.ais import AISConfig, ais_images_per_call
 from iwavb.evaluation.ais_timing import time_ais
@@ -354,7 +354,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default="mnist", help="data set to write with --write-cache (default: mnist)")
     p.add_argument("--data-root", type=Path, default=None, help="where --write-cache reads it (IWAVB_DATA_ROOT)")
     p.add_argument("--folder", type=Path, default=CACHE, help=f"where --write-cache writes (default: {CACHE})")
-    p.add_argument("--data-file", type=Path, default=CACHE / "mnist-v1.npz", help="the data set's file")
+    p.add_argument("--data-file", type=Path, default=CACHE / data_file_name("mnist"), help="the data set's file")
     p.add_argument("--out", type=Path, default=CACHE, help=f"folder of gpu-check.json and .md (default: {CACHE})")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--tiny", action="store_true", help="the tiny version, also on a GPU (a smoke test)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -22,6 +23,8 @@ from .errors import IWAVBError
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
+_EXTRAS = "schema_extras"
+EXTRAS = {_EXTRAS: True}  # field(default_factory=dict, metadata=EXTRAS): the dict that gets the unknown keys
 
 
 class SchemaError(IWAVBError, ValueError):
@@ -91,7 +94,13 @@ def _scalar(kind: Any, value: Any, where: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SchemaError(f"{where}: expected a number, got {_describe(value)}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise SchemaError(f"{where}: expected a finite number, got {_describe(value)}")
+        return number
     if kind is str:
         if not isinstance(value, str):
             raise SchemaError(f"{where}: expected a string, got {_describe(value)}")
@@ -103,8 +112,13 @@ def _dataclass(cls: type, value: Any, where: str) -> Any:
     if not isinstance(value, dict):
         raise SchemaError(f"{where}: expected an object, got {_describe(value)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    extras = next((name for name, f in fields.items() if f.metadata.get(_EXTRAS)), None)
     unknown = sorted(set(value) - set(fields))
-    if unknown:
+    if extras is not None:
+        value = {k: v for k, v in value.items() if k != extras and k not in unknown} | {
+            extras: {k: value[k] for k in unknown}
+        }
+    elif unknown:
         raise SchemaError(f"{where}: unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
     missing = [
         n for n, f in fields.items() if n not in value and f.default is _MISSING and f.default_factory is _MISSING

@@ -93,8 +93,19 @@ def pretrained_dir() -> Path:
     return _path("IWAVB_PRETRAINED_DIR", shipped if shipped.is_dir() else Path("pretrained"))
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def threads() -> int:
-    return int(_number("IWAVB_THREADS", DEFAULT_THREADS))
+    """IWAVB_THREADS: 1 to the cores available; more threads than cores only slow a run down (README)."""
+    n = int(_number("IWAVB_THREADS", DEFAULT_THREADS))
+    if n > available_cores():
+        raise SettingsError(f"IWAVB_THREADS={n}: this process may use {available_cores()} CPU cores; use at most that")
+    return n
 
 
 def job_timeout_s() -> float:

@@ -12,12 +12,12 @@ from pages.parts.runs import checkpoint_spec, log_every
 from pages.parts.session import job as session_job
 from pages.parts.session import start_job
 from pages.parts.widgets import (
-    URL,
     contrast_toggle,
     dataset_select,
     family_radio,
     k_slider,
     latent_select,
+    number_setting,
     seed_input,
 )
 
@@ -26,7 +26,7 @@ with st.sidebar:
     dataset = dataset_select()
     latent = latent_select(help="l = 2: exact log p(x) on a grid, so the winner is certain")
     k = k_slider("K for IWAE and IWAVB")
-    steps = st.number_input("steps per method", 10, 1_000_000, 600, step=100, key="steps_each", **URL)
+    steps = number_setting("steps per method", "steps_each", 10, 1_000_000, 600, step=100)
     family = family_radio()
     contrast = contrast_toggle("adaptive contrast for AVB and IWAVB")
     seed = seed_input()

@@ -8,7 +8,7 @@ from iwavb.app.views import display_points, image_shape, posterior_view
 from iwavb.core.config import Q_KINDS, objective_label
 from pages.parts.loads import dataset as load_data
 from pages.parts.models import checkpoint_models, session_models
-from pages.parts.widgets import URL, dataset_select
+from pages.parts.widgets import bound, dataset_select, number_setting, whole_number
 
 NONE = "(none)"
 
@@ -27,9 +27,9 @@ with st.sidebar:
         )
         for q in by_q
     }  # per data set: a switch picks anew
-    point = st.number_input("test point", 0, 3 if dataset == "toy" else 9_999, 0, key="point", **URL)
-    k = st.slider("K (importance samples)", 1, 100, 10, key="k", **URL)
-    seed = st.number_input("draw (seed)", 0, 10_000, 0, key="draw", **URL, help="a new draw of q's samples")
+    point = number_setting("test point", "point", 0, 3 if dataset == "toy" else 9_999, 0)
+    k = bound(st.slider, "K (importance samples)", "k", whole_number(1, 100), 1, 100, 10)
+    seed = number_setting("draw (seed)", "draw", 0, 10_000, 0, help="a new draw of q's samples")
 
 models = [next(m for m in by_q[q] if m.label == label) for q, label in picked.items() if label != NONE]
 if not models:

@@ -9,23 +9,28 @@ from pages.parts.live import run_live
 from pages.parts.messages import device_notice
 from pages.parts.runs import log_every, save_run
 from pages.parts.session import job as session_job
-from pages.parts.session import start_job
+from pages.parts.session import owner_name_input, start_job
 from pages.parts.widgets import (
-    URL,
+    bound,
+    choice_setting,
     contrast_toggle,
     dataset_select,
     family_radio,
     k_slider,
     latent_select,
+    number_setting,
+    one_of,
     seed_input,
 )
 
 REFRESH_S = 0.5  # numbers and curves; the pictures follow every few seconds (pages/parts/live.py)
+BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+DEVICES = ("auto", "cpu", "cuda")
 
 with st.sidebar:
     st.header("Settings")
     dataset = dataset_select()
-    method = st.selectbox("method", METHODS, index=METHODS.index("iwavb"), key="method", format_func=str.upper, **URL)
+    method = choice_setting("method", "method", METHODS, index=METHODS.index("iwavb"), format_func=str.upper)
     if method in ("iwae", "iwavb"):
         k = k_slider("K (importance samples)")
     else:
@@ -34,12 +39,11 @@ with st.sidebar:
     latent = latent_select(help="l = 2 shows the raw latent plane and the true posterior (Posteriors page)")
     family = family_radio(help="mlp: small, trains live on a CPU. conv: the paper's networks (AVB's); needs a GPU.")
     contrast = contrast_toggle() if method in ("avb", "iwavb") else "none"
-    steps = st.number_input("steps", 10, 1_000_000, 1_000, step=100, key="steps", **URL)
-    batch = st.select_slider("batch size", [16, 32, 64, 128, 256, 512], value=128, key="batch", **URL)
+    steps = number_setting("steps", "steps", 10, 1_000_000, 1_000, step=100)
+    batch = bound(st.select_slider, "batch size", "batch", one_of(BATCH_SIZES), BATCH_SIZES, value=128)
     seed = seed_input()
-    device = st.selectbox(
-        "device", ["auto", "cpu", "cuda"], key="device", **URL, help="auto: the GPU when there is one, else the CPU"
-    )
+    device = choice_setting("device", "device", DEVICES, help="auto: the GPU when there is one, else the CPU")
+    owner_name_input()
 
 st.title("Train")
 device_notice(family)

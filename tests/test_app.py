@@ -20,6 +20,7 @@ from conftest import APP
 from streamlit.testing.v1 import AppTest
 
 from iwavb.training.config import TrainConfig
+from iwavb.training.runs import owner_tag
 from iwavb.training.trainer import Trainer
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/compare.py", "pages/posteriors.py", "pages/checkpoints.py"]
@@ -42,11 +43,13 @@ def trace_names(at: AppTest) -> list[str]:
     return [t.get("name", "") for fig in charts(at) for t in fig["data"]]
 
 
-def save_toy_run(folder: Path, method: str = "avb") -> Path:
+def save_toy_run(folder: Path, method: str = "avb", owner: str | None = None) -> Path:
+    """A short toy run saved in `folder` (owned by the name `owner`, who may delete it in the app)."""
     config = TrainConfig.for_method(method, dataset="toy", latent_dim=2, steps=20, log_every=10, device="cpu")
     trainer = Trainer(config)
     list(trainer.run())
-    return trainer.save(folder / f"toy-{method}.safetensors")
+    tag = None if owner is None else owner_tag("name", owner)
+    return trainer.save(folder / f"toy-{method}.safetensors", owner=tag)
 
 
 def train_toy(at: AppTest, method: str = "avb", steps: int = 30) -> None:

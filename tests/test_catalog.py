@@ -7,9 +7,11 @@ import json
 import pytest
 from app_folders import empty_folders
 
-from iwavb.artefacts.catalog import SavedEstimate, delete_run, eval_log_px, find_four, list_entries
+from iwavb.artefacts.catalog import DeleteRefused, SavedEstimate, delete_run, eval_log_px, find_four, list_entries
 from iwavb.evaluation.evaluate import EvalResult, write_eval_result
+from iwavb.files import file_signature
 from iwavb.training.config import TrainConfig
+from iwavb.training.runs import owner_tag
 from iwavb.training.trainer import Trainer
 
 
@@ -48,9 +50,9 @@ def test_pretrained_come_first_with_their_manifest_description_and_bad_files_car
     (runs / "broken.safetensors").write_bytes(b"\x00" * 20)
     entries = list_entries()
     assert next((e.source, e.path.name) for e in entries) == ("pretrained", "toy-avb.safetensors")
-    assert entries[0].description == "AVB on the toy data" and not entries[0].deletable
+    assert entries[0].description == "AVB on the toy data" and not entries[0].deletable_by(owner_tag("name", "x"))
     broken = next(e for e in entries if e.path.name == "broken.safetensors")
-    assert broken.config is None and "broken.safetensors" in broken.error
+    assert broken.config is None and not broken.usable and "broken.safetensors" in broken.error
     # from the manifest's result, with the images it was measured on (the default seed, 0)
     saved = eval_log_px(entries[0].path)
     assert saved == SavedEstimate(-1.40, "grid", 1000, 0, None) and saved.how == "log p(x), grid on 1000 test images"
@@ -94,13 +96,16 @@ def evaluation(path, estimator: str, nll: float, n_images: int) -> EvalResult:
 
 def test_only_own_runs_can_be_deleted_and_their_evaluation_goes_too(folders):
     pretrained, runs = folders
+    owner = owner_tag("session", "a-token")
     curated = save_toy(pretrained, "vae")
-    with pytest.raises(PermissionError, match="only your own runs"):
-        delete_run(curated)
+    with pytest.raises(DeleteRefused, match="only your own runs"):
+        delete_run(curated, owner, file_signature(curated))
     assert curated.exists()
-    run = save_toy(runs, "avb")
+    run = Trainer(TrainConfig.for_method("avb", dataset="toy", latent_dim=2, device="cpu")).save(
+        runs / "avb.safetensors", owner=owner
+    )
     run.with_suffix(".eval.json").write_text("{}")
-    delete_run(run)
+    delete_run(run, owner, file_signature(run))
     assert not run.exists() and not run.with_suffix(".eval.json").exists()
 
 

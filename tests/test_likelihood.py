@@ -378,7 +378,7 @@ def test_bad_checkpoint_and_bad_settings_give_clear_errors(tmp_path, capsys):
     assert "not a readable safetensors file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="latent size 2"):
         EvalSettings(estimator="grid").resolved_estimator(ModelConfig(latent_dim=8))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="at least 1"):
         EvalSettings(k=0)
 
 

@@ -35,7 +35,7 @@ def test_each_file_matches_its_manifest_entry(entry):
     checkpoint = load_checkpoint(entry.file)
     assert checkpoint.config.to_dict() | {"device": "auto"} == entry.config.to_dict() | {"device": "auto"}
     assert checkpoint.step == entry.config.steps == entry.result.steps
-    assert checkpoint.meta["weights_dtype"] == "float16" and not checkpoint.optimizer_states
+    assert checkpoint.meta.weights_dtype == "float16" and not checkpoint.optimizer_states
     estimates = entry.result.nll
     assert [e.estimator for e in estimates] == [s.estimator for s in entry.evaluations]
     assert all(np.isfinite(e.nll) and e.nll > 0 for e in estimates)

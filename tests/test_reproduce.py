@@ -34,7 +34,7 @@ def test_reproduce_trains_saves_evaluates_and_records(tiny_manifest):
     reproduce(["tiny"], device="cpu")
     (entry,) = load_manifest()
     checkpoint = load_checkpoint(entry.file)
-    assert checkpoint.step == 20 and checkpoint.meta["weights_dtype"] == "float16"
+    assert checkpoint.step == 20 and checkpoint.meta.weights_dtype == "float16"
     assert entry.result.steps == 20 and entry.result.hardware.startswith("CPU")
     (estimate,) = entry.result.nll
     assert estimate.estimator == "grid" and estimate.n_images == 16

@@ -91,7 +91,7 @@ def _line_of(text: str, fragment: str) -> int:
         ("steps = 60", "steps = 0", "steps = 0", "steps must be a whole number of at least 1"),
         ("steps = 60", "minutes = 0", "minutes = 0", "minutes must be a number above 0"),
         ("retries = 1", "retries = 1\nresume = true", "resume = true", "unknown key resume"),
-        ("n_test = 50", "n_test = 50\nchains = 0", "chains = 0", "AIS chains must be a positive integer"),
+        ("n_test = 50", "n_test = 50\nchains = 0", "chains = 0", "chains must be a whole number at least 1, got 0"),
         ("threads = 1", "threads = 1\ngpu = 1.5", "gpu = 1.5", "gpu must be 0, a share of one GPU"),
         ("[budget]\nsteps = 60", "[budget]", "[budget]", "needs a [budget]"),
     ],

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from .. import settings
 from ..core.config import METHODS
+from ..errors import IWAVBError
 from ..evaluation.evaluate import EvalError, EvalSettings, eval_path, read_eval_results
+from ..files import FileSignature, file_signature
 from ..schema import SchemaError
+from ..training.checkpoint import CheckpointError, CheckpointMeta, read_metadata
 from ..training.config import TrainConfig
 from ..training.runs import CheckpointEntry, list_checkpoints
 from .pretrained import ManifestEntry, load_manifest
@@ -25,27 +28,40 @@ MOST_EXACT_FIRST = ("grid", "ais", "is")  # of log p(x): exact on a grid (l = 2)
 DEFAULT_SEED = EvalSettings().seed  # the test images every estimate is on unless it says otherwise
 
 
+class DeleteRefused(IWAVBError):
+    """A run was not deleted; the message says why (gone, changed, someone else's, a link, not a run)."""
+
+
 @dataclass(frozen=True)
 class Entry:
     path: Path
     source: Source
-    meta: dict[str, Any] | None  # None when unreadable
-    error: str | None
+    meta: CheckpointMeta | None  # None when its header cannot be read
+    error: str | None  # why it cannot be used (its header or its weights); None when it can
     title: str
     description: str = ""
+    signature: FileSignature | None = None  # of the file as listed: a deletion must find the same file
+    link: bool = False
 
     @property
     def config(self) -> TrainConfig | None:
-        if self.meta is None:
-            return None
-        try:
-            return TrainConfig.from_dict(self.meta["config"])
-        except (KeyError, TypeError, ValueError):
-            return None
+        """Its training settings, when its header can be read (even if its weights cannot be used)."""
+        return self.meta.config if self.meta is not None else None
 
     @property
-    def deletable(self) -> bool:
-        return self.source == "run"
+    def usable(self) -> bool:
+        """Whether it can be loaded, evaluated and trained further: header, shapes and finite weights all fine."""
+        return self.meta is not None and self.error is None
+
+    def deletable_by(self, owner: str | None) -> bool:
+        """Only a run of the runs folder, not a link, and only by its owner (iwavb.training.runs.owner_tag)."""
+        return (
+            self.source == "run"
+            and not self.link
+            and owner is not None
+            and self.meta is not None
+            and self.meta.owner == owner
+        )
 
 
 def read_manifest() -> dict[str, ManifestEntry]:
@@ -60,7 +76,8 @@ def _entries(found: Iterable[CheckpointEntry], source: Source, manifest: dict[st
     entries = []
     for e in found:
         info = manifest.get(e.path.name)
-        entries.append(Entry(e.path, source, e.meta, e.error, e.path.stem, info.description if info else ""))
+        description = info.description if info else ""
+        entries.append(Entry(e.path, source, e.meta, e.error, e.path.stem, description, e.signature, e.link))
     return entries
 
 
@@ -75,14 +92,37 @@ def list_entries() -> list[Entry]:
     return pretrained + _entries(list_checkpoints(settings.runs_dir()), "run", {})
 
 
-def delete_run(path: Path) -> None:
-    """Delete one of the user's runs (and its evaluation); anything outside the runs folder is refused."""
-    folder = settings.runs_dir().resolve()
-    target = path.resolve()
-    if target.parent != folder:
-        raise PermissionError(f"{path} is not in the runs folder {folder}; only your own runs can be deleted")
-    target.unlink()
-    eval_path(target).unlink(missing_ok=True)
+def delete_run(path: Path, owner: str, expected: FileSignature | None) -> None:
+    """Delete exactly the run that was chosen, and its evaluation, or nothing (DeleteRefused says why).
+
+    It must still be the file that was listed (`expected`: its signature then), directly in the runs folder,
+    not a link (links are never followed to delete), and its owner must be `owner`."""
+    folder = settings.runs_dir()
+    if path.parent.resolve() != folder.resolve() or path.name.startswith("."):
+        raise DeleteRefused(f"{path} is not in the runs folder {folder}: only your own runs can be deleted")
+    current = file_signature(path)
+    if current is None:
+        raise DeleteRefused(f"{path.name} is no longer there (deleted in another tab or session?): nothing was deleted")
+    if path.is_symlink():
+        raise DeleteRefused(f"{path.name} is a link: the app deletes neither links nor what they point to")
+    if expected is not None and current != expected:
+        raise DeleteRefused(f"{path.name} has changed since it was listed (saved again?): look at it again first")
+    try:
+        meta = read_metadata(path)
+    except CheckpointError as err:
+        raise DeleteRefused(f"{path.name}: its owner cannot be read, so the app does not delete it ({err})") from err
+    if meta.owner is None or meta.owner != owner:
+        raise DeleteRefused(
+            f"{path.name} belongs to another session or name (or was made outside the app): you can load it, "
+            "not delete it"
+        )
+    try:
+        path.unlink()
+        evaluation = eval_path(path)
+        if evaluation.is_symlink() or evaluation.is_file():
+            evaluation.unlink(missing_ok=True)  # a link is removed, never what it points to
+    except OSError as err:  # a read-only folder, or one that vanished
+        raise DeleteRefused(f"{path.name} could not be deleted: {err.strerror}") from err
 
 
 def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -> dict[str, Entry]:
@@ -91,7 +131,13 @@ def find_four(entries: Iterable[Entry], dataset: str, latent_dim: int, k: int) -
     found: dict[str, Entry] = {}
     for entry in entries:
         cfg = entry.config
-        if cfg is None or cfg.dataset != dataset or cfg.latent_dim != latent_dim or cfg.method in found:
+        if (
+            cfg is None
+            or not entry.usable
+            or cfg.dataset != dataset
+            or cfg.latent_dim != latent_dim
+            or cfg.method in found
+        ):
             continue
         if cfg.k in (1, k):
             found[cfg.method] = entry
@@ -120,7 +166,7 @@ def _saved_estimates(path: Path) -> list[SavedEstimate]:
     """Every estimate saved for a checkpoint: its evaluation file's, and for a curated checkpoint the manifest's."""
     try:
         found = [
-            SavedEstimate(-r.nll, r.estimator, r.n_images, int(r.settings.get("seed", DEFAULT_SEED)), r.checkpoint_step)
+            SavedEstimate(-r.nll, r.estimator, r.n_images, r.settings.get("seed", DEFAULT_SEED), r.checkpoint_step)
             for r in read_eval_results(path)
         ]
     except EvalError:

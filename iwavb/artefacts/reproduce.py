@@ -31,7 +31,7 @@ def train_entry(entry: ManifestEntry, device: str = "auto") -> ManifestResult:
     status = train_with_progress(trainer)
     if status != 0:
         raise RuntimeError(f"{entry.name}: training did not finish (status {status}); nothing was written")
-    trainer.save(entry.file, extra={"pretrained": entry.name}, shipped=True)
+    trainer.save(entry.file, extra={"pretrained": entry.name}, shipped=True, replace_other=True)
     eval_path(entry.file).unlink(missing_ok=True)  # its estimates were of the weights just replaced
     return ManifestResult(
         steps=trainer.step,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from ..artefacts.pretrained import load_manifest, write_previews
 from ..artefacts.reproduce import reproduce
@@ -13,14 +15,17 @@ from ..core.config import objective_label
 from ..data.loading import load_dataset
 from ..evaluation.evaluate import EvalError, EvalSettings, eval_path, evaluation_count, read_eval_results
 from ..evaluation.progress import evaluate_with_progress
+from ..files import file_signature
 from ..sweep.spec import load_spec, shipped_summary
 from ..sweep.table import evaluation_words, sweep_folder
-from ..training.checkpoint import load_checkpoint, read_metadata
+from ..training.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from ..training.config import CONV_ON_CPU, TrainConfig
-from ..training.device import configure_cpu_threads, device_description
+from ..training.device import configure_cpu_threads, device_description, resolve_device
+from ..training.memory import gb
 from ..training.progress import INTERRUPTED, train_with_progress
-from ..training.records import Record, last_validation
-from ..training.runs import default_run_path
+from ..training.records import last_validation
+from ..training.resources import check_training_fits
+from ..training.runs import default_run_path, owner_tag, save_run
 from ..training.trainer import Trainer
 from .options import given
 from .parser import DEFAULT_METHOD, RESUME_FIELDS, option_flag
@@ -53,6 +58,8 @@ def _resume_trainer(args: argparse.Namespace) -> Trainer:
             f"(only {', '.join(option_flag(f) for f in RESUME_FIELDS)} can)"
         )
     checkpoint = load_checkpoint(args.resume)
+    config = replace(checkpoint.config, steps=getattr(args, "steps", checkpoint.config.steps))
+    check_training_fits(config, resolve_device(getattr(args, "device", "auto")))  # before the data are loaded
     data = load_dataset(checkpoint.config.dataset, data_root=args.data_root)
     return Trainer.from_checkpoint(
         checkpoint,
@@ -60,50 +67,72 @@ def _resume_trainer(args: argparse.Namespace) -> Trainer:
         device=getattr(args, "device", "auto"),
         data=data,
         accelerate=getattr(args, "accelerate", "auto"),
+        continue_file=args.out is None,  # it goes on in its own file
     )
+
+
+def _free_out(args: argparse.Namespace) -> None:
+    """--out names a file that does not exist yet: a run never replaces another."""
+    if args.out is not None and file_signature(args.out) is not None:
+        kind = "a folder" if args.out.is_dir() else "a file"
+        raise ValueError(f"--out {args.out}: {kind} of that name exists; choose another name (or delete it first)")
 
 
 def train(args: argparse.Namespace) -> int:
     configure_cpu_threads(args.threads)
+    _free_out(args)
+    owner = owner_tag("name", args.owner) if args.owner else None
     if args.resume is not None:
         trainer = _resume_trainer(args)
         out = args.out or args.resume
     else:
         config = build_config(args)
+        check_training_fits(config, resolve_device(config.device))  # before the data are loaded
         trainer = Trainer(config, data=load_dataset(config.dataset, data_root=args.data_root))
         out = args.out or default_run_path(config)
     cfg = trainer.config
     print(
         f"{cfg.title} on {cfg.dataset}: K={cfg.k}, l={cfg.latent_dim}, {cfg.family}, "
-        f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} ({trainer.accelerate}) -> {out}"
+        f"lr {cfg.lr:g}/{cfg.disc_lr:g}, on {device_description(trainer.device)} ({trainer.accelerate}), "
+        f"{gb(trainer.memory.total)} estimated -> {out}"
     )
     if cfg.family == "conv" and trainer.device.type == "cpu":
         print(f"warning: {CONV_ON_CPU}; --family mlp trains live on a CPU", file=sys.stderr)
-    status = train_with_progress(trainer, out, args.minutes)
-    trainer.save(out)
+    written: list[Path] = []
+
+    def save() -> None:  # at every validation, and at the end: the file this run took, or a free name
+        written.append(save_run(trainer, written[-1] if written else out, owner))
+
+    status = train_with_progress(trainer, save, args.minutes)
+    if not trainer.trained:
+        print(f"nothing was trained (still at step {trainer.step}): nothing was written", file=sys.stderr)
+        return status
+    save()
     valid = last_validation(trainer.history)
     print(
-        f"saved {out} at step {trainer.step} after {trainer.elapsed_s:.0f} s of training"
+        f"saved {written[-1]} at step {trainer.step} after {trainer.elapsed_s:.0f} s of training"
         + (f"; validation {objective_label(cfg.q)} {valid:.2f} nats" if valid is not None else "")
     )
+    if written[-1] != out:
+        print(f"note: {out} holds another run, so this one went to {written[-1]}", file=sys.stderr)
     return status
 
 
 def info(args: argparse.Namespace) -> int:
     meta = read_metadata(args.checkpoint)
     if args.json:
-        print(json.dumps(meta, indent=2))
+        print(json.dumps(meta.to_json(), indent=2))
         return 0
-    cfg = TrainConfig.from_dict(meta["config"])
-    history = [Record(**r) for r in meta.get("history", [])]
+    cfg = meta.config
     print(
         f"{args.checkpoint}\n  {cfg.title} (q {cfg.q}, K={cfg.k}) on {cfg.dataset}, l={cfg.latent_dim}, "
         f"{cfg.family} family"
     )
     print(
-        f"  step {meta.get('step')} of {cfg.steps}, {meta.get('train_seconds', 0):.0f} s on {meta.get('device', '?')}, "
-        f"library {meta.get('library_version')}, written {meta.get('created')}"
+        f"  step {meta.step} of {cfg.steps}, {meta.train_seconds:.0f} s on {meta.device}, "
+        f"library {meta.library_version}, written {meta.created}"
     )
+    history = meta.history
     if history:
         valid = [r for r in history if r.valid_bound is not None]
         print(
@@ -112,10 +141,15 @@ def info(args: argparse.Namespace) -> int:
             + (" (objective uses T)" if cfg.q == "implicit" else "")
         )
     try:
+        load_checkpoint(args.checkpoint)
+        print("  weights: complete and finite")
+    except CheckpointError as err:  # the header is fine: say what is wrong with the rest, not fatal
+        print(f"  weights: {err}")
+    try:
         for r in read_eval_results(args.checkpoint):
             stale = (
-                f" [evaluated at step {r.checkpoint_step}; the checkpoint is now at step {meta.get('step')}]"
-                if r.checkpoint_step != meta.get("step")
+                f" [evaluated at step {r.checkpoint_step}; the checkpoint is now at step {meta.step}]"
+                if r.checkpoint_step != meta.step
                 else ""
             )
             print(f"  {r.summary()}; seed {r.settings.get('seed')}, {r.created}{stale}")
@@ -127,7 +161,7 @@ def info(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     configure_cpu_threads(args.threads)
     settings = EvalSettings(**given(args, EvalSettings))
-    cfg = TrainConfig.from_dict(read_metadata(args.checkpoint)["config"])
+    cfg = load_checkpoint(args.checkpoint).config  # a file that cannot be evaluated says so before data load
     data = load_dataset(cfg.dataset, data_root=args.data_root)
     n = evaluation_count(data, settings.n_test)
     estimator = settings.resolved_estimator(cfg.model_config())

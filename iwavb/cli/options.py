@@ -38,17 +38,36 @@ def _parser_for(kind: Any, name: str) -> tuple[Callable[[str], Any], tuple[str, 
     if get_origin(kind) is Literal:
         return str, tuple(str(a) for a in get_args(kind))
     if kind is int:
-        return int, None
+        return whole_number, None
     if kind is float:
         return finite_number, None
     return str, None
 
 
+def whole_number(text: str) -> int:
+    """An integer (argparse names the option: "argument --steps: not a whole number: '1.5'")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
 def finite_number(text: str) -> float:
-    """A float that is neither infinite nor NaN (argparse says 'invalid finite_number value')."""
-    value = float(text)
+    """A float that is neither infinite nor NaN."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value):
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (--minutes)."""
+    value = finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
     return value
 
 

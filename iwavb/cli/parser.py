@@ -8,9 +8,10 @@ from pathlib import Path
 
 from .. import settings
 from ..core.config import METHODS, method_name
+from ..errors import SettingError
 from ..evaluation.evaluate import EvalSettings
-from ..training.config import TrainConfig
-from .options import add_field_options
+from ..training.config import TrainConfig, check_device_name
+from .options import add_field_options, positive_number, whole_number
 
 EPILOG = """examples:
   python -m iwavb train --data toy --method avb --latent 2 --steps 3000
@@ -42,6 +43,7 @@ TRAIN_FIELDS = (
 )
 TRAIN_FLAGS = {"dataset": "--data", "latent_dim": "--latent"}
 RESUME_FIELDS = ("steps", "device", "accelerate")  # what --resume may change; the rest are the checkpoint's
+MAX_OWNER_NAME = 64
 
 
 def option_flag(field: str) -> str:
@@ -49,6 +51,7 @@ def option_flag(field: str) -> str:
     return TRAIN_FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
+DEBUG_HELP = "show a traceback instead of a one-line error"
 DEFAULT_METHOD = method_name(TrainConfig.q, TrainConfig.k)  # the config's default grid point
 EVAL_FIELDS = (
     "estimator",
@@ -79,11 +82,27 @@ The test images are a seeded subset of the test split, binarised with the same s
 different checkpoints are on the same images. The result is saved as <checkpoint stem>.eval.json."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
+def _threads(text: str) -> int:
+    """1 to the cores this process may use: more threads than cores only slow a run down."""
+    value, cores = whole_number(text), settings.available_cores()
+    if not 1 <= value <= cores:
+        raise argparse.ArgumentTypeError(f"must be 1 to {cores} (the CPU cores this process may use), got {value}")
     return value
+
+
+def _device(text: str) -> str:
+    try:
+        check_device_name(text)
+    except SettingError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _owner_name(text: str) -> str:
+    name = text.strip()
+    if not 1 <= len(name) <= MAX_OWNER_NAME:
+        raise argparse.ArgumentTypeError(f"a name of 1 to {MAX_OWNER_NAME} characters, got {text!r}")
+    return name
 
 
 def add_run_arguments(p: argparse.ArgumentParser, data_root: bool = False, threads: bool = True) -> None:
@@ -92,9 +111,9 @@ def add_run_arguments(p: argparse.ArgumentParser, data_root: bool = False, threa
     if threads:
         p.add_argument(
             "--threads",
-            type=_positive_int,
+            type=_threads,
             default=None,
-            help=f"CPU threads (default: IWAVB_THREADS, else {settings.DEFAULT_THREADS})",
+            help=f"CPU threads, 1 to the cores (default: IWAVB_THREADS, else {settings.DEFAULT_THREADS})",
         )
     if data_root:
         p.add_argument(
@@ -118,9 +137,23 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         help=f"vae, iwae (Gaussian q); avb, iwavb (implicit q) (default: {DEFAULT_METHOD})",
     )
     add_field_options(p, TrainConfig, TRAIN_FIELDS, TRAIN_FLAGS)
-    p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes of training")
+    p.add_argument(
+        "--minutes", type=positive_number, default=None, help="also stop after this many minutes of training"
+    )
     add_run_arguments(p, data_root=True)
-    p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: runs/<data>-<method>-k<K>-...)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="checkpoint path, which must not exist yet (default: runs/<data>-<method>-k<K>-..., with -2, -3, "
+        "... when taken)",
+    )
+    p.add_argument(
+        "--owner",
+        type=_owner_name,
+        default=None,
+        help="a name: the app lets a session that chose this name delete the run (no login: anyone may choose it)",
+    )
     p.add_argument(
         "--resume",
         type=Path,
@@ -173,7 +206,7 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
         help="keep files that exist (and their saved evaluations); train and evaluate the rest",
     )
     p.add_argument("--skip-eval", action="store_true", help="train only")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--device", type=_device, default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     add_run_arguments(p)
     p.set_defaults(command="reproduce")
 
@@ -248,4 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_sweep_parser,
     ):
         add(sub)
+    for command in sub.choices.values():  # `iwavb train ... --debug` as well as `iwavb --debug train ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser

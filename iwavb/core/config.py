@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ..errors import SettingError
+
 QKind = Literal["gaussian", "implicit"]
 Family = Literal["mlp", "conv"]
 MethodName = Literal["vae", "iwae", "avb", "iwavb"]
@@ -20,6 +22,7 @@ METHODS: tuple[MethodName, ...] = get_args(MethodName)
 CONTRASTS: tuple[Contrast, ...] = get_args(Contrast)
 IMAGE_DIM = 784  # 28 x 28 binarised pixels
 DEFAULT_MULTI_SAMPLE_K = 10  # IWAE and IWAVB when no K is given (the paper's largest)
+MAX_SIZE = 65_536  # of a latent size, a layer width or a noise size: far beyond any use, within every count
 
 
 def help_text(text: str, default: str | None = None) -> dict[str, str]:
@@ -49,15 +52,19 @@ def method_title(method: MethodName, contrast: Contrast = "none") -> str:
 def method_grid_point(method: MethodName, k: int | None = None) -> tuple[QKind, int]:
     """Inverse of `method_name`: VAE and AVB use K = 1; IWAE and IWAVB default to K = 10."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise SettingError("method", f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     q: QKind = "gaussian" if method in ("vae", "iwae") else "implicit"
     single = method in ("vae", "avb")
     if k is None:
         k = 1 if single else DEFAULT_MULTI_SAMPLE_K
     if single and k != 1:
-        raise ValueError(f"{method.upper()} uses K = 1; for K = {k} choose {'iwae' if q == 'gaussian' else 'iwavb'}")
+        raise SettingError(
+            "k", f"{method.upper()} uses K = 1; for K = {k} choose {'iwae' if q == 'gaussian' else 'iwavb'}"
+        )
     if not single and k < 2:
-        raise ValueError(f"{method.upper()} needs K >= 2; for K = 1 choose {'vae' if q == 'gaussian' else 'avb'}")
+        raise SettingError(
+            "k", f"{method.upper()} needs K >= 2; for K = 1 choose {'vae' if q == 'gaussian' else 'avb'}"
+        )
     return q, k
 
 
@@ -75,20 +82,27 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.q not in Q_KINDS:
-            raise ValueError(f"unknown q kind {self.q!r}; choose gaussian or implicit")
+            raise SettingError("q", f"unknown q kind {self.q!r}; choose gaussian or implicit")
         if self.contrast not in CONTRASTS:
-            raise ValueError(f"unknown contrast {self.contrast!r}; choose one of {', '.join(CONTRASTS)}")
+            raise SettingError("contrast", f"unknown contrast {self.contrast!r}; choose one of {', '.join(CONTRASTS)}")
         if self.contrast == "adaptive" and self.q != "implicit":
-            raise ValueError(
-                "adaptive contrast is for an implicit q (AVB, IWAVB); a Gaussian q (VAE, IWAE) has its density"
+            raise SettingError(
+                "contrast",
+                "adaptive contrast is for an implicit q (AVB, IWAVB); a Gaussian q (VAE, IWAE) has its density",
             )
         if self.family not in FAMILIES:
-            raise ValueError(f"unknown network family {self.family!r}; choose one of {', '.join(FAMILIES)}")
+            raise SettingError("family", f"unknown network family {self.family!r}; choose one of {', '.join(FAMILIES)}")
         if self.family == "conv" and self.data_dim != IMAGE_DIM:
-            raise ValueError("the conv family needs 28x28 images; use the mlp family for the toy data")
+            raise SettingError("family", "the conv family needs 28x28 images; use the mlp family for the toy data")
         for name in ("data_dim", "latent_dim", "hidden", "noise_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            whole_number(name, getattr(self, name), 1, MAX_SIZE)
+
+
+def whole_number(name: str, value: int, low: int, high: int | None = None) -> None:
+    """Check a whole-number setting: a SettingError that names it unless low <= value (<= high)."""
+    if not low <= value or (high is not None and value > high):
+        limits = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+        raise SettingError(name, f"{name} must be a whole number {limits}, got {value:,}")
 
 
 MODEL_DEFAULTS = ModelConfig()  # the defaults above, for configs that build a ModelConfig (TrainConfig)

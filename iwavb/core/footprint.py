@@ -69,6 +69,16 @@ def step_peak_bytes(config: ModelConfig, batch: int, k: int) -> int:
     return tracker.peak
 
 
+def bound_peak_bytes(config: ModelConfig, batch: int, k: int) -> int:
+    """Peak bytes of the bound's log-weights (2.9)/(3.1) on `batch` images with K samples each, without
+    gradients: a validation pass."""
+    model = meta_model(config).eval()
+    x = torch.zeros(batch, config.data_dim, device=META)
+    with torch.no_grad(), PeakTensorMemory() as tracker:
+        log_weights(model, x, k)
+    return tracker.peak
+
+
 def log_joint_bytes_per_latent(config: ModelConfig, latents: int = 64) -> int:
     """Peak bytes per latent z of log p(x, z) and its gradient in z (what AIS computes at every leapfrog step)."""
     model = meta_model(config).eval()

@@ -103,5 +103,17 @@ class BatchSampler:
         return {"order": self._order, "position": torch.tensor(self._pos)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self._order = state["order"].to(self.generator.device)
-        self._pos = int(state["position"])
+        """Continue where `state_dict` stood; a ValueError if it cannot be this sampler's (a corrupt file)."""
+        order, position = state["order"], state["position"]
+        started = order.numel() > 0  # the order stays empty until the first epoch (and for the toy set)
+        fits = (
+            order.dtype == torch.long
+            and order.dim() == 1
+            and position.numel() == 1
+            and (not started or torch.equal(order.sort().values.cpu(), torch.arange(self.n)))
+            and 0 <= int(position) <= order.numel()
+        )
+        if not fits:
+            raise ValueError(f"the sampler's state is not an order of {self.n} training images and a place in it")
+        self._order = order.to(self.generator.device)
+        self._pos = int(position)

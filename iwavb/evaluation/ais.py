@@ -33,7 +33,9 @@ from typing import Literal, get_args
 import torch
 
 from ..core.bounds import iw_bound
+from ..core.config import whole_number
 from ..core.model import LatentVariableModel
+from ..errors import SettingError
 from .importance import ISConfig, LogJoint, Proposal, model_log_joint, points_per_call, q_proposal
 
 Schedule = Literal["sigmoid", "linear"]
@@ -60,10 +62,11 @@ class AISConfig:
 
     def __post_init__(self) -> None:
         for name in ("chains", "steps", "leapfrog", "tuning_chains"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"AIS {name} must be a positive integer, got {getattr(self, name)}")
+            whole_number(name, getattr(self, name), 1)
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown AIS schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+            raise SettingError(
+                "schedule", f"unknown AIS schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"
+            )
 
     @property
     def tuning_steps(self) -> int:

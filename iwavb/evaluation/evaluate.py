@@ -25,12 +25,15 @@ from typing import Any, Literal, get_args
 import torch
 
 from .. import __version__
-from ..core.config import ModelConfig, help_text
+from ..core.config import ModelConfig, help_text, whole_number
 from ..core.model import LatentVariableModel, eval_mode
 from ..data.loading import load_dataset
 from ..data.splits import DataSplits, binarize
+from ..errors import SettingError
 from ..files import WriteError, atomic_write_bytes
+from ..schema import from_json
 from ..training.checkpoint import CheckpointError, load_checkpoint
+from ..training.config import check_device_name, check_seed
 from ..training.device import device_description, resolve_device
 from .ais import STARTS, AISConfig, Progress, Schedule, Start, ais_images_per_call, model_ais_log_px, sub_progress
 from .grid import posterior_grid
@@ -93,19 +96,22 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+            raise SettingError(
+                "estimator", f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}"
+            )
         if self.start not in STARTS:
-            raise ValueError(f"unknown AIS start {self.start!r}; choose one of {', '.join(STARTS)}")
+            raise SettingError("start", f"unknown AIS start {self.start!r}; choose one of {', '.join(STARTS)}")
         self.ais_config()  # AISConfig checks the schedule, chains, steps and leapfrog steps
-        positive = ["k", "fit_samples", "grid_resolution"]
         optional = [name for name in ("n_test", "batch_size") if getattr(self, name) is not None]
-        for name in positive + optional:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.fit_samples < 2:
-            raise ValueError("fit_samples must be at least 2 (a covariance is fitted to them)")
-        if self.df <= 2 or self.widen <= 0:
-            raise ValueError(f"need df > 2 and widen > 0, got df={self.df}, widen={self.widen}")
+        for name in ["k", "grid_resolution", *optional]:
+            whole_number(name, getattr(self, name), 1)
+        whole_number("fit_samples", self.fit_samples, 2)  # a covariance is fitted to them
+        if not (self.df > 2 and self.widen > 0 and math.isfinite(self.df * self.widen * self.grid_extent)):
+            raise SettingError("df", f"need finite df > 2 and widen > 0, got df={self.df}, widen={self.widen}")
+        if not self.grid_extent > 0:
+            raise SettingError("grid_extent", f"grid_extent must be positive, got {self.grid_extent}")
+        check_seed(self.seed)
+        check_device_name(self.device)
 
     def ais_config(self) -> AISConfig:
         return AISConfig(chains=self.chains, steps=self.steps, leapfrog=self.leapfrog, schedule=self.schedule)
@@ -172,14 +178,6 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> EvalResult:
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(values))
-        if missing:
-            raise ValueError(f"missing fields {', '.join(missing)}")
-        return cls(**{**{k: values[k] for k in names}, "log_px": tuple(values["log_px"])})
 
     def summary(self) -> str:
         se = f" +- {self.nll_se:.2f}" if self.nll_se is not None else ""
@@ -259,17 +257,23 @@ def eval_path(checkpoint: str | Path) -> Path:
 
 
 def read_eval_results(checkpoint: str | Path) -> list[EvalResult]:
-    """The results saved beside a checkpoint ([] when none); an unreadable file is an EvalError."""
+    """The results saved beside a checkpoint ([] when none); a file that is not exactly what this version
+    writes (every field checked by type, numbers finite, the settings valid) is an EvalError naming it."""
     path = eval_path(checkpoint)
     if not path.is_file():
         return []
     try:
         content = json.loads(path.read_text())
-        if content.get("format") != EVAL_FORMAT:
-            raise ValueError(f"not an IWAVB Lab evaluation (format {content.get('format')!r})")
-        return [EvalResult.from_dict(r) for r in content["results"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        if not isinstance(content, dict) or content.get("format") != EVAL_FORMAT:
+            raise ValueError("not an IWAVB Lab evaluation")
+        if not isinstance(content.get("results"), list):
+            raise ValueError("no list of results")
+        results = [from_json(EvalResult, r, f"results[{i}]") for i, r in enumerate(content["results"])]
+        for i, r in enumerate(results):
+            from_json(EvalSettings, r.settings, f"results[{i}].settings")
+    except (OSError, ValueError, RecursionError) as err:  # SchemaError and JSONDecodeError are ValueErrors
         raise EvalError(f"{path}: could not read its evaluation results: {err}") from err
+    return results
 
 
 def write_eval_result(checkpoint: str | Path, result: EvalResult) -> Path:
@@ -287,7 +291,7 @@ def write_eval_result(checkpoint: str | Path, result: EvalResult) -> Path:
     }
     path = eval_path(checkpoint)
     try:
-        atomic_write_bytes(path, (json.dumps(content, indent=1) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(content, indent=1, allow_nan=False) + "\n").encode())
     except WriteError as err:
         raise EvalError(str(err)) from err
     return path
@@ -314,6 +318,11 @@ def evaluate_checkpoint(
     started = time.perf_counter()
     log_px, diagnostics = estimate_log_px(model, x, settings, progress)
     seconds = time.perf_counter() - started
+    if not bool(torch.isfinite(log_px).all()):
+        raise EvalError(
+            f"{checkpoint}: the {estimator} estimate of log p(x) came out NaN or infinite on "
+            f"{int((~torch.isfinite(log_px)).sum())} of {log_px.shape[0]} images; nothing was saved"
+        )
     n = log_px.shape[0]
     result = EvalResult(
         estimator=estimator,

@@ -63,15 +63,14 @@ def read_trial(out: Path, trial: Trial, budget: Budget, evaluation: EvalSettings
         return TrialFiles("new")
     keep = "give the sweep another --out, or move the file away; nothing was changed"
     try:
-        meta = read_metadata(path)
-        saved = TrainConfig.from_dict(meta["config"])
-    except (CheckpointError, KeyError, TypeError, ValueError) as err:
+        meta = read_metadata(path)  # checked whole: its config is a TrainConfig
+    except CheckpointError as err:
         raise SweepError(f"{path} cannot be resumed ({err}): {keep}") from None
-    differences = _same_training(saved, trial.config)
+    differences = _same_training(meta.config, trial.config)
     if differences:
         raise SweepError(f"{path} holds a run with other settings ({'; '.join(differences)}): {keep}")
-    step, seconds = int(meta.get("step", 0)), float(meta.get("train_seconds", 0.0))
-    files = TrialFiles("partial", step, seconds, str(meta.get("device", "")))
+    step, seconds = meta.step, meta.train_seconds
+    files = TrialFiles("partial", step, seconds, meta.device)
     if not budget.spent(step, seconds):
         return files
     try:
@@ -81,7 +80,7 @@ def read_trial(out: Path, trial: Trial, budget: Budget, evaluation: EvalSettings
     estimate = _matching_estimate(results, evaluation, step)
     if estimate is not None:
         return replace(files, state="done", estimate=estimate)
-    other = next((r for r in results if r.estimator == evaluation.resolved_estimator(saved.model_config())), None)
+    other = next((r for r in results if r.estimator == evaluation.resolved_estimator(meta.config.model_config())), None)
     if other is not None:  # evaluating again would replace that estimate
         raise SweepError(
             f"{path}: its {other.estimator} estimate was made with other settings or at another step "
@@ -131,8 +130,9 @@ def run_trial(
     data = load_dataset(trial.config.dataset, data_root=data_root)
     resumed = files.step if files.state == "partial" and files.step > 0 else None
     if files.state in ("new", "partial"):
-        if resumed is not None:
-            trainer = Trainer.from_checkpoint(load_checkpoint(path), device=trial.config.device, data=data)
+        if files.state == "partial":  # the sweep's own file (read_trial checked its settings): go on in it
+            checkpoint = load_checkpoint(path)
+            trainer = Trainer.from_checkpoint(checkpoint, device=trial.config.device, data=data, continue_file=True)
         else:
             trainer = Trainer(trial.config, data=data)
         _train(trainer, path, spec.budget, report)
@@ -147,9 +147,9 @@ def run_trial(
         trial.name,
         result.nll,
         result.nll_se,
-        int(meta["step"]),
-        float(meta.get("train_seconds", 0.0)),
-        str(meta.get("device", "")),
+        meta.step,
+        meta.train_seconds,
+        meta.device,
         resumed,
     )
 

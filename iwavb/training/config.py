@@ -8,6 +8,8 @@ these fields (their help is each field's metadata).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -23,8 +25,11 @@ from ..core.config import (
     method_grid_point,
     method_name,
     method_title,
+    whole_number,
 )
 from ..data.names import DATASETS, DatasetName, data_dim
+from ..errors import SettingError
+from ..schema import from_json
 
 # Measured on a 2-core CPU, 2 threads (python -m benchmarks.train_speed --family conv --k 1,10): the
 # paper's AVB networks take about 2 GFLOP per image forward, 8.2 s per step at K = 1 and 49-56 s at K = 10.
@@ -53,6 +58,31 @@ PAPER_DISC_LR = 1e-4
 # in seconds (toy) or minutes (MNIST) and stayed free of NaNs in every run we made.
 FAST_LR = {"toy": (3e-3, 3e-3), "image": (1e-3, 1e-3)}
 TOY_WIDTHS = (64, 64)  # AVB's toy notebook: 64 units per layer, 64 noise dims
+
+# Upper limits that no sensible run reaches; within them, whether a run fits the machine is estimated from
+# its settings before anything is allocated (iwavb.training.resources).
+MAX_K = 1_000_000
+MAX_BATCH = 1_000_000
+MAX_DISC_STEPS = 100  # T's updates per step: one step may not run for hours out of reach of Stop
+MAX_SEED = 2**63 - 1  # what torch.manual_seed takes
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
+
+
+def check_device_name(name: str, field_name: str = "device") -> None:
+    """A device a run can be asked for: auto, cpu, cuda, cuda:N (and mps); a SettingError otherwise."""
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise SettingError(field_name, f"{field_name} must be {DEVICE_NAMES}, got {name!r}")
+
+
+def check_seed(seed: int) -> None:
+    whole_number("seed", seed, 0, MAX_SEED)
+
+
+def check_rate(name: str, value: float) -> None:
+    """A learning rate: a positive, finite number."""
+    if not (math.isfinite(value) and value > 0):
+        raise SettingError(name, f"{name} must be a positive finite number, got {value!r}")
 
 
 def default_widths(dataset: str) -> tuple[int, int]:
@@ -120,13 +150,21 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+            raise SettingError("dataset", f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.accelerate not in ACCELERATIONS:
-            raise ValueError(f"unknown accelerate {self.accelerate!r}; choose one of {', '.join(ACCELERATIONS)}")
-        method_grid_point(method_name(self.q, self.k), self.k)  # validates K
-        for name in ("steps", "batch_size", "disc_steps", "log_every", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            raise SettingError(
+                "accelerate", f"unknown accelerate {self.accelerate!r}; choose one of {', '.join(ACCELERATIONS)}"
+            )
+        whole_number("k", self.k, 1, MAX_K)
+        method_grid_point(method_name(self.q, self.k), self.k)  # K = 1 for VAE and AVB, 2 or more for the others
+        for name, high in (("steps", None), ("batch_size", MAX_BATCH), ("disc_steps", MAX_DISC_STEPS)):
+            whole_number(name, getattr(self, name), 1, high)
+        for name in ("log_every", "eval_every"):
+            whole_number(name, getattr(self, name), 1)
+        check_seed(self.seed)
+        check_device_name(self.device)
+        if not 0 <= self.beta1 < 1:
+            raise SettingError("beta1", f"beta1 must be at least 0 and below 1, got {self.beta1!r}")
         defaults = zip(
             ("hidden", "noise_dim", "lr", "disc_lr"),
             (*default_widths(self.dataset), *default_learning_rates(self.dataset, self.family)),
@@ -134,6 +172,8 @@ class TrainConfig:
         for name, value in defaults:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)  # frozen: resolved once, here
+        for name in ("lr", "disc_lr"):
+            check_rate(name, getattr(self, name))
         self.model_config()  # validates the network settings early, with their own messages
 
     def learning_rates(self) -> tuple[float, float]:
@@ -170,12 +210,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
-        return cls(**values)
+    def from_dict(cls, values: Any, where: str = "training settings") -> TrainConfig:
+        """From JSON, every field checked by type and then by __post_init__; a SchemaError naming `where`.
+        A setting this version does not know is refused: it may change what the weights mean."""
+        return from_json(cls, values, where)
 
     @classmethod
     def for_method(cls, method: MethodName, k: int | None = None, **settings: Any) -> TrainConfig:

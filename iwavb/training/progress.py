@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from tqdm import tqdm
 
@@ -14,8 +14,8 @@ from .trainer import Trainer, TrainingDiverged
 DIVERGED, INTERRUPTED = 3, 130  # exit statuses
 
 
-def train_with_progress(trainer: Trainer, checkpoint: Path | None = None, minutes: float | None = None) -> int:
-    """Run the trainer to its step total (or for `minutes`), saving `checkpoint` at every validation.
+def train_with_progress(trainer: Trainer, save: Callable[[], None] | None = None, minutes: float | None = None) -> int:
+    """Run the trainer to its step total (or for `minutes`), calling `save` at every validation.
 
     Returns 0, or DIVERGED after a NaN (the trainer then holds the last good state), or INTERRUPTED.
     """
@@ -30,8 +30,8 @@ def train_with_progress(trainer: Trainer, checkpoint: Path | None = None, minute
                 postfix["T acc"] = f"{record.disc_accuracy:.2f}"
             if record.valid_bound is not None:
                 postfix["valid"] = f"{record.valid_bound:.2f}"
-                if checkpoint is not None:
-                    trainer.save(checkpoint)
+                if save is not None:
+                    save()
             bar.set_postfix(postfix)
             if deadline is not None and time.monotonic() > deadline:
                 trainer.stop()

@@ -24,11 +24,13 @@ from ..core.bounds import discriminator_loss, discriminator_samples, iw_bound, l
 from ..core.model import LatentVariableModel, eval_mode
 from ..data.loading import load_dataset
 from ..data.splits import FIXED_SEED, BatchSampler, DataSplits, binarize
-from ..errors import IWAVBError
-from .checkpoint import Checkpoint, save_checkpoint
+from ..errors import IWAVBError, SettingError
+from ..files import FileSignature, file_signature
+from .checkpoint import Checkpoint, CheckpointError, RunExists, optimizer_parameters, save_checkpoint
 from .config import Accelerate, TrainConfig
 from .device import device_description, resolve_device
 from .records import Record
+from .resources import check_training_fits
 from .step import GraphedStep, Metrics, autocast, resolve_accelerate, uses_graph
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
@@ -45,9 +47,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: DataSplits | None = None, model: LatentVariableModel | None = None):
         self.config = config
         self.device = resolve_device(config.device)
-        self.data = (data if data is not None else load_dataset(config.dataset)).to(self.device)
-        if self.data.data_dim != config.data_dim:
-            raise ValueError(f"data of width {self.data.data_dim} do not fit a {config.dataset} model")
+        # Before anything of the run's size is allocated: refuse what will not fit, with the estimate.
+        self.memory = check_training_fits(config, self.device)
+        data = data if data is not None else load_dataset(config.dataset)
+        if data.data_dim != config.data_dim:
+            raise SettingError("dataset", f"data of width {data.data_dim} do not fit a {config.dataset} model")
+        self.data = data.to(self.device)
         if model is None:
             with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
                 torch.manual_seed(config.seed)
@@ -58,13 +63,16 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # a run's shapes never change: let cuDNN pick its fastest kernels
         betas = (config.beta1, 0.999)
         lr, disc_lr = config.learning_rates()
-        self.optimizer = torch.optim.Adam(self.model.generative_parameters(), lr=lr, betas=betas, fused=True)
+        parameters = optimizer_parameters(self.model)
+        self.optimizer = torch.optim.Adam(parameters["optimizer"], lr=lr, betas=betas, fused=True)
         self.disc_optimizer = (
-            torch.optim.Adam(self.model.discriminator.parameters(), lr=disc_lr, betas=betas, fused=True)
-            if self.model.discriminator is not None
+            torch.optim.Adam(parameters["disc_optimizer"], lr=disc_lr, betas=betas, fused=True)
+            if "disc_optimizer" in parameters
             else None
         )
         self._configure_optimizers()
+        self.start_step = 0  # where this run began: 0, or the step of the checkpoint it continues
+        self._files: dict[Path, FileSignature | None] = {}  # files this run wrote (or continues), as it left them
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.sampler = BatchSampler(len(self.data.train), config.batch_size, self.generator)
         self._graph: GraphedStep | None = None  # built at the first step of a graph way (step.py)
@@ -255,27 +263,61 @@ class Trainer:
             self._graph = None  # the optimiser's state tensors were replaced: capture again
             self.history = [r for r in self.history if r.step <= self.step]
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None, shipped: bool = False) -> Path:
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        found: dict[str, torch.optim.Optimizer] = {"optimizer": self.optimizer}
+        if self.disc_optimizer is not None:
+            found["disc_optimizer"] = self.disc_optimizer
+        return found
+
+    def save(
+        self,
+        path: str | Path,
+        extra: dict[str, Any] | None = None,
+        shipped: bool = False,
+        owner: str | None = None,
+        replace_other: bool = False,
+    ) -> Path:
         """Write a checkpoint of the current (or, after divergence, the last good) state, atomically.
 
-        `shipped` writes float16 weights without optimiser state: a third of the size, for `pretrained/`.
+        A file at `path` is replaced only if this run wrote it (or continues it) and nobody changed it since;
+        any other file there is kept and RunExists raised, unless `replace_other` (regenerating a shipped
+        checkpoint). `shipped` writes float16 weights without optimiser state: a third of the size, for
+        `pretrained/`. `owner`: who may delete the file in the app (iwavb.training.runs.owner_tag).
         """
+        given = Path(path)
+        path = given.absolute()
+        current = file_signature(path)
+        if current is not None and not replace_other and current != self._files.get(path):
+            raise RunExists(f"{path} holds another run (this one did not write it): not replaced")
         with self.lock:
-            states = {"optimizer": self.optimizer.state_dict()}
-            if self.disc_optimizer is not None:
-                states["disc_optimizer"] = self.disc_optimizer.state_dict()
+            states = None if shipped else {name: o.state_dict() for name, o in self._optimizers().items()}
             info = {"device": device_description(self.device), "train_seconds": round(self.elapsed_s, 2)}
-            return save_checkpoint(
+            save_checkpoint(
                 path,
                 self.config,
                 self.model,
                 self.step,
-                [r.to_dict() for r in self.history],
-                None if shipped else states,
+                self.history,
+                states,
                 {**info, **(extra or {})},
                 half=shipped,
                 random_state=None if shipped else self._random_state(),
+                owner=owner,
+                replace=current is not None,  # a free name is taken only if it is still free
             )
+            # Only the owner of a file replaces it, so nobody else can have written here since the line above.
+            self._files[path] = file_signature(path)
+        return given
+
+    def wrote(self, path: str | Path) -> bool:
+        """Whether `path` holds what this run last wrote there (or the checkpoint it continues, unchanged)."""
+        path = Path(path).absolute()
+        return path in self._files and file_signature(path) == self._files[path]
+
+    @property
+    def trained(self) -> bool:
+        """Whether this run has trained any step (since it began, or since the checkpoint it continues)."""
+        return self.step > self.start_step
 
     @classmethod
     def from_checkpoint(
@@ -285,22 +327,29 @@ class Trainer:
         device: str = "auto",
         data: DataSplits | None = None,
         accelerate: Accelerate = "auto",
+        continue_file: bool = False,
     ) -> Trainer:
-        """Resume a run: its weights, optimiser state, step count and history; `steps` sets a new total, and
-        `device` and `accelerate` say where and how it goes on (neither changes the maths)."""
+        """Resume a run: its weights, optimiser state, random stream, step count and history; `steps` sets a new
+        total, and `device` and `accelerate` say where and how it goes on (neither changes the maths).
+
+        `continue_file`: this run may save over the checkpoint's file (as long as nobody changes it)."""
         total = checkpoint.config.steps if steps is None else steps
         config = replace(checkpoint.config, device=device, steps=total, accelerate=accelerate)
         trainer = cls(config, data=data, model=checkpoint.build_model())
         with trainer.lock:
-            if "optimizer" in checkpoint.optimizer_states:
-                trainer.optimizer.load_state_dict(checkpoint.optimizer_states["optimizer"])
-            if trainer.disc_optimizer is not None and "disc_optimizer" in checkpoint.optimizer_states:
-                trainer.disc_optimizer.load_state_dict(checkpoint.optimizer_states["disc_optimizer"])
-            trainer._configure_optimizers()
-            trainer.step = checkpoint.step
-            trainer.elapsed_s = float(checkpoint.meta.get("train_seconds", 0.0))
-            trainer.history = [Record(**r) for r in checkpoint.history]
-            trainer._load_random_state(checkpoint.random_state)
+            for name, optimizer in trainer._optimizers().items():
+                saved = checkpoint.optimizer_states.get(name)
+                if saved is not None:  # the rates and flags are this run's; the state is per parameter, checked at load
+                    state = {
+                        i: {**slots, "step": slots["step"].float().reshape(())} for i, slots in saved["state"].items()
+                    }
+                    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+            trainer.step = trainer.start_step = checkpoint.step
+            trainer.elapsed_s = checkpoint.meta.train_seconds
+            trainer.history = list(checkpoint.history)
+            trainer._load_random_state(checkpoint)
+        if continue_file and checkpoint.path is not None and checkpoint.signature is not None:
+            trainer._files[checkpoint.path.absolute()] = checkpoint.signature
         trainer._good_state = trainer._state()
         return trainer
 
@@ -310,12 +359,16 @@ class Trainer:
         sampler = {f"sampler.{k}": v for k, v in self.sampler.state_dict().items()}
         return {f"generator.{self.device.type}": self.generator.get_state(), **sampler}
 
-    def _load_random_state(self, state: dict[str, torch.Tensor]) -> None:
+    def _load_random_state(self, checkpoint: Checkpoint) -> None:
         """The saved stream where it was saved on this kind of device; else (another device, or a checkpoint
-        without it) the run goes on with the stream of its seed."""
+        without it) the run goes on with the stream of its seed. A state that cannot be the run's is refused."""
+        state = checkpoint.random_state
         generator = state.get(f"generator.{self.device.type}")
         if generator is None:
             return
-        self.generator.set_state(generator.cpu())
         sampler = {k.removeprefix("sampler."): v for k, v in state.items() if k.startswith("sampler.")}
-        self.sampler.load_state_dict(sampler)
+        try:
+            self.generator.set_state(generator.cpu())
+            self.sampler.load_state_dict(sampler)
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{checkpoint.path}: its random state cannot be this run's: {err}") from err

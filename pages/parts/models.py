@@ -57,9 +57,12 @@ def session_models() -> list[ModelChoice]:
 
 
 def checkpoint_models() -> list[ModelChoice]:
-    """Readable checkpoints in pretrained/ and the runs folder."""
+    """Usable checkpoints in pretrained/ and the runs folder (a broken file is left out here, and shown on
+    the Checkpoints page with what is wrong with it)."""
     return [
-        ModelChoice(f"{e.title} ({e.source})", e.config, path=e.path) for e in list_entries() if e.config is not None
+        ModelChoice(f"{e.title} ({e.source})", e.config, path=e.path)
+        for e in list_entries()
+        if e.usable and e.config is not None
     ]
 
 

@@ -12,7 +12,7 @@ from iwavb.errors import IWAVBError
 from iwavb.training.config import TrainConfig
 from pages.parts.loads import gpu_name
 from pages.parts.navigation import open_page
-from pages.parts.session import start_job
+from pages.parts.session import owner_id, start_job
 
 if TYPE_CHECKING:  # these import torch, which the Home page does without
     from iwavb.artefacts.catalog import Entry
@@ -37,7 +37,7 @@ def quick_toy_spec() -> RunSpec:
 
 def checkpoint_spec(entry: Entry, label: str | None = None) -> RunSpec:
     """Load a listed checkpoint into a job, on this machine's device; its title is the run's label."""
-    if entry.config is None:
+    if entry.config is None or not entry.usable:
         raise ValueError(f"{entry.path.name} cannot be loaded: {entry.error}")
     return RunSpec(replace(entry.config, device="auto"), label=label or entry.title, checkpoint=entry.path)
 
@@ -47,7 +47,7 @@ def see_it_work() -> None:
     or start a quick toy run."""
     from iwavb.artefacts.catalog import list_entries  # imported here: the Home page renders without torch
 
-    pretrained = [(e, c) for e in list_entries() if e.source == "pretrained" and (c := e.config) is not None]
+    pretrained = [(e, c) for e in list_entries() if e.source == "pretrained" and e.usable and (c := e.config)]
     toy_first = sorted(pretrained, key=lambda pair: (pair[1].dataset != "toy", pair[1].method != "iwavb"))
     if toy_first:
         start_job("train", [checkpoint_spec(toy_first[0][0])])
@@ -57,11 +57,15 @@ def see_it_work() -> None:
 
 
 def save_run(trainer: Trainer) -> None:
-    """Save a run into the runs folder and say where, or why not."""
-    from iwavb.training.runs import default_run_path
+    """Save a run into the runs folder, as this session's (or its name's), and say where, or why not. Another
+    run's file is never replaced (a taken name gets -2, -3, ...), and a run that trained nothing is not saved."""
+    from iwavb.training import runs
 
+    if not trainer.trained:
+        st.warning("Nothing has been trained since this run began (or was loaded): there is nothing new to save.")
+        return
     try:
-        path = trainer.save(default_run_path(trainer.config))
+        path = runs.save_run(trainer, runs.default_run_path(trainer.config), owner_id())
     except IWAVBError as err:
         st.error(str(err))
     else:

@@ -14,6 +14,7 @@ from iwavb.app.jobs import Job, JobRegistry, RunSpec
 
 HEARTBEAT_S = 5.0  # how often every open page tells the registry that its session is alive
 SLOTS = ("train", "compare")
+OWNER_NAME = "owner_name"  # session state: the name this session's runs are saved under, if it chose one
 
 
 @st.cache_resource
@@ -31,6 +32,27 @@ def owner() -> str:
     token = st.session_state.setdefault("owner", uuid.uuid4().hex)
     registry().heartbeat(token)
     return token
+
+
+def owner_name_input() -> None:
+    """In the sidebar of the pages that save and delete runs (Train, Checkpoints): an optional name that the runs
+    this tab saves belong to; kept for the session across pages, never put in the URL."""
+    st.text_input(
+        "your name (optional)",
+        key=OWNER_NAME,
+        max_chars=64,
+        persist_state="session",
+        help="The runs you save belong to this browser tab, or to this name if you give one, so that you can "
+        "delete them later from another tab. Not a password: anyone who types the same name can delete them.",
+    )
+
+
+def owner_id() -> str:
+    """Who this session is to the runs folder: its name if it chose one, else its browser tab (README)."""
+    from iwavb.training.runs import owner_tag  # imported here: it imports torch, which the Home page does without
+
+    name = str(st.session_state.get(OWNER_NAME) or "").strip()
+    return owner_tag("name", name) if name else owner_tag("session", owner())
 
 
 def job(slot: str) -> Job | None:
