@@ -109,6 +109,9 @@ def must_load_or_name_the_file(path: Path) -> None:
         trainer = Trainer.from_checkpoint(checkpoint, data=load_dataset("toy"), device="cpu")
     except ResourceError:
         return  # a claimed size that would not fit: refused before anything of that size was allocated
+    except CheckpointError as err:  # a random state that fits no run of this data set: refused, the file named
+        assert path.name in str(err) and "random state" in str(err), str(err)
+        return
     assert all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
 
 

@@ -302,6 +302,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path}: tensors of the wrong kind (whole numbers for real ones?): {', '.join(wrong_kind[:3])}"
         )
+    odd = [k for k, v in tensors.items() if k.startswith(RANDOM_PREFIX) and not _random_kind(k, v)]
+    if odd:
+        raise CheckpointError(f"{path}: its random state is not one a run saves: {', '.join(odd[:3])}")
     return Checkpoint(
         meta=meta,
         model_state={k.removeprefix(MODEL_PREFIX): tensors[MODEL_PREFIX + k] for k in expected},
@@ -310,6 +313,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path=path,
         signature=signature,
     )
+
+
+# What Trainer saves as its random state: generator states (bytes) and the sampler's order and place in it.
+_RANDOM_KINDS = {"generator": (torch.uint8, 1), "sampler.order": (torch.int64, 1), "sampler.position": (torch.int64, 0)}
+
+
+def _random_kind(key: str, tensor: torch.Tensor) -> bool:
+    name = key.removeprefix(RANDOM_PREFIX)
+    kind = _RANDOM_KINDS.get(name.split(".")[0] if name.startswith("generator.") else name)
+    return kind is not None and (tensor.dtype, tensor.dim()) == kind
 
 
 def _floating(expected: dict[str, torch.Tensor], key: str) -> bool:

@@ -370,5 +370,5 @@ class Trainer:
         try:
             self.generator.set_state(generator.cpu())
             self.sampler.load_state_dict(sampler)
-        except (KeyError, RuntimeError, ValueError) as err:
+        except (KeyError, RuntimeError, TypeError, ValueError) as err:
             raise CheckpointError(f"{checkpoint.path}: its random state cannot be this run's: {err}") from err
