@@ -13,6 +13,7 @@ from ..core.config import objective_label
 from ..data.loading import load_dataset
 from ..evaluation.evaluate import EvalError, EvalSettings, eval_path, evaluation_count, read_eval_results
 from ..evaluation.progress import evaluate_with_progress
+from ..evaluation.truth import truth_probe
 from ..training.checkpoint import load_checkpoint, read_metadata
 from ..training.config import CONV_ON_CPU, TrainConfig
 from ..training.device import configure_cpu_threads, device_description
@@ -52,7 +53,11 @@ def _resume_trainer(args: argparse.Namespace) -> Trainer:
     checkpoint = load_checkpoint(args.resume)
     data = load_dataset(checkpoint.config.dataset, data_root=args.data_root)
     return Trainer.from_checkpoint(
-        checkpoint, steps=getattr(args, "steps", None), device=getattr(args, "device", "auto"), data=data
+        checkpoint,
+        steps=getattr(args, "steps", None),
+        device=getattr(args, "device", "auto"),
+        data=data,
+        truth=truth_probe(checkpoint.config, data),
     )
 
 
@@ -63,7 +68,8 @@ def train(args: argparse.Namespace) -> int:
         out = args.out or args.resume
     else:
         config = build_config(args)
-        trainer = Trainer(config, data=load_dataset(config.dataset, data_root=args.data_root))
+        data = load_dataset(config.dataset, data_root=args.data_root)
+        trainer = Trainer(config, data=data, truth=truth_probe(config, data))
         out = args.out or default_run_path(config)
     cfg = trainer.config
     print(

@@ -4,6 +4,10 @@ Each generator step maximises the bound (2.11) / (3.2) over decoder and q with T
 implicit q, each is followed by `disc_steps` updates of T by (2.14). Metrics are accumulated on the
 device and read back every `log_every` steps (the only host syncs in the loop), where non-finite values
 are caught: the trainer then restores the last good state and raises `TrainingDiverged`.
+
+A `truth` probe (iwavb.evaluation.truth), where given, measures the model's log p(x) at some records: first
+after TRUTH_FIRST_S of training, then as often as keeps its cost within TRUTH_SHARE of the training time,
+and at the last step.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from ..errors import IWAVBError
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import device_description, resolve_device
-from .records import Record
+from .records import Record, Truth, TruthProbe
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
 EVAL_BATCH = 500
+TRUTH_SHARE = 0.1  # the truth probe costs at most this share of the training time (and once more at the end)
+TRUTH_FIRST_S = 2.0  # training seconds before its first reading: a new run shows its pictures first
 
 
 class TrainingDiverged(IWAVBError):
@@ -40,7 +46,13 @@ class TrainingDiverged(IWAVBError):
 class Trainer:
     """Holds model, optimisers, data and history of one run. Thread-safe controls: pause/resume/stop."""
 
-    def __init__(self, config: TrainConfig, data: DataSplits | None = None, model: LatentVariableModel | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: DataSplits | None = None,
+        model: LatentVariableModel | None = None,
+        truth: TruthProbe | None = None,
+    ):
         self.config = config
         self.device = resolve_device(config.device)
         self.data = (data if data is not None else load_dataset(config.dataset)).to(self.device)
@@ -70,6 +82,9 @@ class Trainer:
         self._running.set()
         self._good_state = self._state()
         self._valid_x = self._fixed_validation_batch()
+        self.truth = truth
+        self.truth_seconds = 0.0  # spent measuring the truth, outside `elapsed_s`
+        self._truth_wait_s = TRUTH_FIRST_S  # training seconds to go before the truth is measured (again)
 
     # -- controls, safe to call from any thread ------------------------------------------------------
     def pause(self) -> None:
@@ -161,9 +176,11 @@ class Trainer:
                 f"NaN or infinite. The model was rolled back to step {self._good_state['step']}, the last "
                 "good state; try smaller learning rates."
             )
+        last = self.step == self.config.steps
         with self.lock:
-            due = self.step % self.config.eval_every < self.config.log_every or self.step == self.config.steps
+            due = self.step % self.config.eval_every < self.config.log_every or last
             valid = self.validation_bound() if due else None
+            truth = self._measure_truth(seconds, last)
             self._good_state = self._state()
         implicit = self.disc_optimizer is not None
         record = Record(
@@ -174,9 +191,25 @@ class Trainer:
             disc_accuracy=disc_acc if implicit else None,
             steps_per_s=steps / max(seconds, 1e-9),
             elapsed_s=self.elapsed_s,
+            log_px=truth.log_px if truth else None,
+            log_px_se=truth.stderr if truth else None,
+            log_px_bound=truth.bound if truth else None,
         )
         self.history.append(record)
         return record
+
+    def _measure_truth(self, trained_s: float, last: bool) -> Truth | None:
+        """The truth probe's reading, when due: after 1 / TRUTH_SHARE times its last cost in training seconds."""
+        self._truth_wait_s -= trained_s
+        if self.truth is None or (self._truth_wait_s > 0 and not last):
+            return None
+        start = time.perf_counter()
+        with eval_mode(self.model), torch.no_grad():
+            truth = self.truth(self.model)
+        cost = time.perf_counter() - start
+        self.truth_seconds += cost
+        self._truth_wait_s = cost / TRUTH_SHARE
+        return truth
 
     # -- state ---------------------------------------------------------------------------------------
     def _fixed_validation_batch(self) -> torch.Tensor:
@@ -225,11 +258,16 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Checkpoint, steps: int | None = None, device: str = "auto", data: DataSplits | None = None
+        cls,
+        checkpoint: Checkpoint,
+        steps: int | None = None,
+        device: str = "auto",
+        data: DataSplits | None = None,
+        truth: TruthProbe | None = None,
     ) -> Trainer:
         """Resume a run: its weights, optimiser state, step count and history; `steps` sets a new total."""
         config = replace(checkpoint.config, device=device, steps=checkpoint.config.steps if steps is None else steps)
-        trainer = cls(config, data=data, model=checkpoint.build_model())
+        trainer = cls(config, data=data, model=checkpoint.build_model(), truth=truth)
         with trainer.lock:
             if "optimizer" in checkpoint.optimizer_states:
                 trainer.optimizer.load_state_dict(checkpoint.optimizer_states["optimizer"])
