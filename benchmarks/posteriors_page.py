@@ -46,10 +46,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(port: int, log: Path) -> subprocess.Popen:
+def _serve(port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`streamlit run app.py` on `port` (with `env` added to this process's environment), once it answers."""
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         try:
