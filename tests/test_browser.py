@@ -1,8 +1,10 @@
 """End to end in a real headless Chromium (Debian's /usr/bin/chromium, driven by pytest-playwright).
 
 Starts `streamlit run app.py` on a free port, trains on the toy data from the Train page, watches the
-bound chart grow, checks the URL and a second tab, and opens the Posteriors page. Screenshots go to
-test-artifacts/ (git-ignored) as evidence to look at; the assertions are on the page's content.
+bound chart grow and the exact log p(x) drawn beside it, checks the URL and a second tab, and opens the
+Posteriors page; a second server with the shipped checkpoints shows MNIST posteriors framed on their
+mass. Screenshots go to test-artifacts/ (git-ignored) as evidence to look at; the assertions are on the
+page's content and its figures' data, not on pixels.
 Without Playwright or Chromium the tests skip, unless IWAVB_REQUIRE_BROWSER=1 (set by .ci/run): then they fail.
 """
 
@@ -64,13 +66,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on a free port, with empty pretrained and runs folders; stopped at the end."""
-    folders = tmp_path_factory.mktemp("app")
-    env = {**os.environ, **empty_folders(folders), "IWAVB_THREADS": "1", "OMP_NUM_THREADS": "1"}
+def serve(folder: Path, pretrained: Path | None = None):
+    """The app on a free port with an empty runs folder and `pretrained` (default: an empty one)."""
+    env = {**os.environ, **empty_folders(folder), "IWAVB_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    if pretrained is not None:
+        env["IWAVB_PRETRAINED_DIR"] = str(pretrained)
     port = free_port()
-    log = (folders / "server.log").open("w")
+    log = (folder / "server.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -96,7 +98,7 @@ def server(tmp_path_factory):
     deadline = time.monotonic() + 60
     try:
         while True:
-            assert process.poll() is None, f"the server exited: {(folders / 'server.log').read_text()}"
+            assert process.poll() is None, f"the server exited: {(folder / 'server.log').read_text()}"
             try:
                 if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
                     break
@@ -114,6 +116,18 @@ def server(tmp_path_factory):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app with empty pretrained and runs folders; stopped at the end."""
+    yield from serve(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory):
+    """The app with the shipped checkpoints (pretrained/) and an empty runs folder."""
+    yield from serve(tmp_path_factory.mktemp("shipped"), ROOT / "pretrained")
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(0, 0)  # no tooltip over the page
@@ -128,6 +142,27 @@ def bound_points(page) -> int:
     return frame.evaluate("""() => {
         const line = document.querySelector('.js-plotly-plot path.js-line');
         return line ? (line.getAttribute('d').match(/L/g) || []).length + 1 : 0; }""")
+
+
+def live_figures(page) -> list[dict]:
+    """The live-charts component's figures as Plotly holds them: trace names and y values, layout annotations."""
+    frame = next((f for f in page.frames if "iwavb_live_charts" in f.url), None)
+    if frame is None:
+        return []
+    return frame.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
+        names: p.data.map(t => t.name || ''),
+        points: p.data.map(t => (t.y || []).length),
+        annotations: (p.layout.annotations || []).map(a => a.text),
+        title: p.layout.title && p.layout.title.text}))""")
+
+
+def drawn_truth_points(page) -> int:
+    """Points of the bound chart's exact log p(x) line, as drawn (0 before the first reading)."""
+    for figure in live_figures(page):
+        for name, points in zip(figure["names"], figure["points"]):
+            if "exact log p(x)" in name:
+                return points
+    return 0
 
 
 def wait_until(page, predicate, timeout_s: float, what: str) -> None:
@@ -151,6 +186,15 @@ def test_train_watch_the_bound_grow_then_see_the_posterior(server, page, context
     first = bound_points(page)
     wait_until(page, lambda: bound_points(page) > first + 2, 90, "the bound chart growing")
     expect(page.get_by_text("train objective (uses T)")).to_be_visible()
+    # The truth beside the objective: the exact log p(x) of the four points, the landmarks, the named gap.
+    wait_until(page, lambda: drawn_truth_points(page) >= 2, 120, "two readings of the exact log p(x)")
+    bound_chart = live_figures(page)[0]
+    assert any("best possible −1.386" in (a or "") for a in bound_chart["annotations"])
+    assert any("posterior collapse −2.249" in (a or "") for a in bound_chart["annotations"])
+    assert any(a and ("T's error" in a or "gap" in a) for a in bound_chart["annotations"])
+    t_chart = "T's error at q's samples"
+    wait_until(page, lambda: any(f["title"] == t_chart for f in live_figures(page)), 30, "T's error per toy point")
+    expect(page.get_by_text("exact log p(x)").first).to_be_visible()
     no_exceptions(page)
     screenshot(page, "train-running")
 
@@ -161,7 +205,7 @@ def test_train_watch_the_bound_grow_then_see_the_posterior(server, page, context
     page.get_by_role("link", name="Posteriors").click()
     expect(page.get_by_role("heading", name="Posteriors")).to_be_visible(timeout=LOAD_MS)
     expect(page.locator(f"{CHART} .js-plotly-plot").nth(1)).to_be_visible(timeout=LOAD_MS)  # point, posterior
-    expect(page.locator(".heatmaplayer").first).to_be_attached()  # the true posterior, drawn
+    expect(page.locator(f"{CHART} .layer-below image").first).to_be_attached()  # the true posterior, drawn
     expect(page.get_by_text("effective sample size").first).to_be_visible()
     expect(page.get_by_text("Train:")).to_be_visible()  # the run goes on in the sidebar after the switch
     no_exceptions(page)
@@ -194,3 +238,29 @@ def test_home_renders_and_links_to_the_pages(server, page):
         expect(page.get_by_role("link", name=name)).to_be_visible()
     no_exceptions(page)
     screenshot(page, "home")
+
+
+def posterior_frames(page) -> list[dict]:
+    """Each drawn posterior figure's axis ranges and the box holding 99% of its posterior's mass (layout.meta)."""
+    return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .filter(p => p.layout.meta && p.layout.meta.posterior_mass_99)
+        .map(p => ({x: p._fullLayout.xaxis.range, y: p._fullLayout.yaxis.range, box: p.layout.meta.posterior_mass_99,
+                    images: p.querySelectorAll('.layer-below image').length}))""")
+
+
+def test_mnist_posteriors_are_framed_on_their_mass(shipped_server, page):
+    """The shipped MNIST l = 2 models: all charts drawn, and each posterior plot's axes hold the box with 99% of
+    the true posterior's mass, which spans at least a third of the axis (read from the figures)."""
+    page.goto(f"{shipped_server}/posteriors?data=mnist&point=3")
+    expect(page.get_by_role("heading", name="Posteriors")).to_be_visible(timeout=LOAD_MS)
+    expect(page.locator(f"{CHART} .js-plotly-plot").nth(5)).to_be_visible(timeout=LOAD_MS)  # 6 charts with AVB's T
+    wait_until(page, lambda: len(posterior_frames(page)) == 2, 60, "both posterior plots")
+    for frame in posterior_frames(page):
+        (x0, x1), (y0, y1), (b0, b1, c0, c1) = frame["x"], frame["y"], frame["box"]
+        assert x0 <= b0 < b1 <= x1 and y0 <= c0 < c1 <= y1, frame
+        assert max(b1 - b0, c1 - c0) >= (x1 - x0) / 3, frame
+        assert frame["images"] == 1  # the posterior, drawn as one image
+    expect(page.get_by_text("T's mean error")).to_be_visible()
+    expect(page.get_by_text("zoom ×").first).to_be_visible()
+    no_exceptions(page)
+    screenshot(page, "posteriors-mnist")

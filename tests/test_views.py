@@ -13,8 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
-from iwavb.app.comparison import MethodScore, axis_effects, bound_note, verdict
-from iwavb.app.plots import CurveSeries, bound_figure, image_rows_figure, latent_figure, score_figure
+from iwavb.app.comparison import MethodScore, axis_effects, bound_note, named_gap, verdict
+from iwavb.app.plots import (
+    CurveSeries,
+    bound_figure,
+    image_rows_figure,
+    latent_figure,
+    posterior_figure,
+    score_figure,
+)
 from iwavb.app.views import (
     BOUND_DRAWS,
     ModelScore,
@@ -87,9 +94,10 @@ def test_posterior_view_weights_ess_and_bound_agree(q):
     assert 1.0 <= view.ess <= 16.0
     assert view.ess == pytest.approx(1 / np.sum(view.weights**2), rel=1e-4)  # Kish's ESS
     assert view.bound == pytest.approx(np.logaddexp.reduce(view.log_w) - math.log(16), abs=1e-4)
-    cell = (view.axis[1] - view.axis[0]) ** 2
+    cell = (view.z1[1] - view.z1[0]) * (view.z2[1] - view.z2[0])
     assert view.posterior.sum() * cell == pytest.approx(1.0, abs=1e-4)  # a density on the grid
     assert view.q_samples.shape == (50, 2) and view.iw_samples.shape == (16, 2)
+    assert (view.t_error is None) == (q == "gaussian")  # T's error is shown for an implicit q
 
 
 def test_latent_projection_is_the_raw_plane_for_l2_and_pca_above():
@@ -137,6 +145,46 @@ def test_the_implicit_q_curve_is_labelled_as_an_objective_that_uses_t():
     assert "VAE: train bound" in names and "AVB: train objective (uses T)" in names
 
 
+def test_the_truth_is_drawn_beside_the_objective_and_the_gap_named():
+    """Records with log p(x) readings (exact here): a dashed log p(x) line, and at the last reading the gap to
+    the run's own bound on the same images, named for the kind of q."""
+    history = [
+        Record(10, -2.0, -2.1, None, None, 5.0, 1.0),
+        Record(20, -1.5, None, None, None, 5.0, 2.0, -1.4, None, -1.2),
+    ]
+    c = curves(history)
+    assert c.truth_step.tolist() == [20] and c.exact and c.log_px_bound.tolist() == [-1.2]
+    avb = bound_figure([CurveSeries("AVB", "avb", "implicit", c)])
+    truth = next(t for t in avb.data if "exact log p(x)" in t.name)
+    assert truth.y.tolist() == [-1.4] and truth.line.dash == "dash"
+    assert any(a.text == "T's error: 0.20 nats" for a in avb.layout.annotations)  # objective 0.2 above log p(x)
+    vae = bound_figure(
+        [CurveSeries("VAE", "vae", "gaussian", curves([history[0], replace(history[1], log_px_bound=-1.7)]))]
+    )
+    assert any(a.text == "bound gap: 0.30 nats" for a in vae.layout.annotations)
+    estimate = curves([replace(history[1], log_px_se=0.05)])
+    assert not estimate.exact
+    trace = next(t for t in bound_figure([CurveSeries("IWAE", "iwae", "gaussian", estimate)]).data if "IS" in t.name)
+    assert trace.error_y.array.tolist() == [0.05]
+
+
+def test_a_history_written_before_the_truth_fields_loads():
+    old = {"step": 10, "train_bound": -2.0, "valid_bound": None, "disc_loss": None, "disc_accuracy": None}
+    record = Record(**old, steps_per_s=5.0, elapsed_s=1.0)
+    assert record.log_px is None and record.log_px_se is None and record.log_px_bound is None
+    assert len(curves([record]).truth_step) == 0
+
+
+def test_the_gap_is_named_for_the_kind_of_q():
+    assert named_gap("gaussian", -1.4, -1.6).name == "bound gap" and named_gap(
+        "gaussian", -1.4, -1.6
+    ).nats == pytest.approx(0.2)
+    assert named_gap("implicit", -1.4, -1.1).name == "T's error" and named_gap(
+        "implicit", -1.4, -1.1
+    ).nats == pytest.approx(0.3)
+    assert named_gap("implicit", -1.4, -1.6).name == "gap"  # below log p(x): bound gap and T's error mixed
+
+
 def test_latent_scatter_draws_without_webgl():
     projection = latent_projection(toy_model(), toy_splits(), n=20)
     assert all(isinstance(t, go.Scatter) for t in latent_figure(projection).data)
@@ -176,14 +224,47 @@ def test_verdict_names_the_winner_and_flags_an_objective_above_log_px():
     assert "below log p(x)" in bound_note(four_results()[0])
 
 
-def test_the_posterior_grid_widens_to_hold_q_samples_far_out():
+def far_q_model(at: float = 6.0) -> LatentVariableModel:
     model = toy_model("gaussian")
-    with torch.no_grad():  # q(z|x) = N((6, 0), 0.01 I) whatever x
+    with torch.no_grad():  # q(z|x) = N((at, 0), 0.01 I) whatever x
         model.encoder.head.weight.zero_()
-        model.encoder.head.bias.copy_(torch.tensor([6.0, 0.0, math.log(0.01), math.log(0.01)]))
-    view = posterior_view(model, torch.tensor([0.0, 1, 0, 0]), k=4, n_samples=50, resolution=41)
+        model.encoder.head.bias.copy_(torch.tensor([at, 0.0, math.log(0.01), math.log(0.01)]))
+    return model
+
+
+def test_the_whole_prior_view_widens_to_hold_q_samples_far_out():
+    view = posterior_view(
+        far_q_model(), torch.tensor([0.0, 1, 0, 0]), k=4, n_samples=50, resolution=41, whole_prior=True
+    )
     farthest = np.abs(view.q_samples).max()
-    assert farthest > 5.5 and view.axis[-1] == math.ceil(farthest + 1)  # every sample inside, with a margin
+    assert farthest > 5.5 and view.frame.z1[1] == math.ceil(farthest + 1)  # every sample inside, with a margin
+    assert view.q_outside == 0 and view.zoom == pytest.approx(8 / view.frame.width)
+
+
+def test_the_zoomed_view_keeps_the_posterior_large_when_q_is_far_off():
+    """q sits at (30, 0), the posterior (as wide as the prior) at the origin: the frame keeps the posterior's 99%
+    box at least a third of its width, and says how many of q's samples it leaves out."""
+    view = posterior_view(far_q_model(30.0), torch.tensor([0.0, 1, 0, 0]), k=4, n_samples=50, resolution=41)
+    assert max(view.mass_box.width, view.mass_box.height) >= view.frame.width / 3
+    assert view.frame.contains(view.mass_box) and view.q_outside > 0.5
+    figure = posterior_figure(view, "far q")
+    assert "beyond this frame" in figure.layout.title.text
+    assert list(figure.layout.xaxis.range) == list(view.frame.z1) and figure.layout.meta["posterior_mass_99"] == (
+        view.mass_box.as_list()
+    )
+
+
+def test_the_posterior_image_sits_on_its_grid_top_row_first():
+    """The posterior is a PNG laid on the axes: its corners are the grid's outer cell edges, and its first pixel
+    row is the grid's largest z2 (a density that grows with z2 is dark at the top)."""
+    view = posterior_view(toy_model(), torch.tensor([1.0, 0, 0, 0]), k=4, n_samples=20, resolution=21)
+    view = replace(view, posterior=np.tile(np.linspace(0, 1, 21)[:, None], (1, 21)))  # grows with z2 (rows)
+    image = posterior_figure(view, "t").layout.images[0]
+    h1 = view.z1[1] - view.z1[0]
+    assert image.x == pytest.approx(view.z1[0] - h1 / 2) and image.sizex == pytest.approx(21 * h1)
+    assert image.y == pytest.approx(view.z2[-1] + (view.z2[1] - view.z2[0]) / 2) and image.yanchor == "top"
+    pixels = np.array(Image.open(io.BytesIO(base64.b64decode(image.source.split(",", 1)[1]))))
+    assert pixels.shape == (21, 21) and pixels[0, 0] < pixels[-1, 0] == 255  # dark top, white bottom
 
 
 def test_a_saved_estimate_gets_the_bound_on_its_own_images_and_none_on_previews(tmp_path):

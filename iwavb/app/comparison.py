@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..core.config import MethodName, method_grid_point
+from ..core.config import MethodName, QKind, method_grid_point
 from ..data.toy import TOY_BEST_LOG_PX, TOY_COLLAPSE_LOG_PX
 
 AXES = (("more samples K", (("vae", "iwae"), ("avb", "iwavb"))), ("an implicit q", (("vae", "avb"), ("iwae", "iwavb"))))
@@ -61,6 +61,33 @@ def bound_note(result: MethodScore) -> str | None:
         return f"{result.name}: its bound is {abs(gap):.3f} nats {side} log p(x) ({why})"
     warning = ": no true bound can do that, T underestimates log q − log p" if gap > TIE_NATS else ""
     return f"{result.name}: its objective (uses T) reads {abs(gap):.3f} nats {side} log p(x){warning}"
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The distance between a model's own bound (objective) and its log p(x) on the same images, named."""
+
+    name: str  # "bound gap", "T's error" or "gap"
+    nats: float  # >= 0 as the name reads it (a Gaussian q's bound above log p(x) by noise: < 0)
+    meaning: str  # one sentence for a tooltip
+
+
+def named_gap(q: QKind, log_px: float, bound: float) -> Gap:
+    """ "bound gap" for a Gaussian q; "T's error" where an implicit q's objective reads above log p(x); else
+    a plain "gap", in which the bound's own gap and T's error cannot be told apart."""
+    if q == "gaussian":
+        return Gap("bound gap", log_px - bound, "log p(x) − bound: what q not being the posterior costs (K narrows it)")
+    if bound - log_px > TIE_NATS:
+        return Gap(
+            "T's error",
+            bound - log_px,
+            "the objective reads this far above log p(x), which no true bound can: T underestimates log q − log p",
+        )
+    return Gap(
+        "gap",
+        log_px - bound,
+        "log p(x) − objective: the bound's own gap, shifted by T's error in either direction",
+    )
 
 
 def verdict(results: Sequence[MethodScore], score_name: str, toy: bool) -> list[str]:

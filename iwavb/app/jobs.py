@@ -250,20 +250,24 @@ class Job:
             free_gpu(trainer)
 
     def _build(self, spec: RunSpec) -> Trainer:
+        from ..evaluation.truth import truth_probe
         from ..training.checkpoint import load_checkpoint
         from ..training.trainer import Trainer
         from .shared_data import cached_dataset, display_dataset
 
         if spec.checkpoint is None:
-            return Trainer(spec.config, data=(self._load_data or cached_dataset)(spec.config.dataset))
+            data = (self._load_data or cached_dataset)(spec.config.dataset)
+            return Trainer(spec.config, data=data, truth=truth_probe(spec.config, data))
         checkpoint = load_checkpoint(spec.checkpoint)
         # A checkpoint only loaded (not trained further) can be shown with the shipped preview images.
         load = self._load_data or (cached_dataset if spec.extra_steps else display_dataset)
+        data = load(checkpoint.config.dataset)
         return Trainer.from_checkpoint(
             checkpoint,
             steps=max(1, checkpoint.step + spec.extra_steps),
             device=spec.config.device,
-            data=load(checkpoint.config.dataset),
+            data=data,
+            truth=truth_probe(checkpoint.config, data) if spec.extra_steps else None,
         )
 
 

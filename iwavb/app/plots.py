@@ -19,7 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..core.config import MethodName, QKind, objective_label
-from .comparison import MethodScore
+from ..evaluation.discriminator import DiscriminatorError
+from .comparison import MethodScore, named_gap
 from .views import Curves, LatentProjection, PosteriorView
 
 # The 2x2 grid in colour: blues for a Gaussian q, reds for an implicit q; darker for K > 1.
@@ -39,7 +40,8 @@ LABEL_COLORS = (
 NATS = "nats per point (higher: better)"
 GRID = "#e6e9ef"
 REFERENCE_LINE = dict(color="#555", dash="dash", width=1)
-HEATMAP_CELLS = 101  # per axis, in the drawn posterior (the grid behind log p(x) may be finer)
+TRUTH_COLOR = "#222"  # log p(x) measured without T, on a Train page's single run
+T_ERROR_TARGET = 0.3  # nats: a near-optimal T's mean error, the band drawn around 0
 
 
 def _axis(title: str | None = None, **settings: Any) -> dict[str, Any]:
@@ -96,11 +98,59 @@ class CurveSeries:
     curves: Curves
 
 
+def _truth_traces(s: CurveSeries, single: bool) -> list[go.Scatter]:
+    """log p(x) of the run's fixed validation subset, measured without T (exact, or an estimate with error bars)."""
+    c = s.curves
+    if not len(c.truth_step):
+        return []
+    label = "exact log p(x)" if c.exact else "log p(x), IS estimate ± s.e."
+    return [
+        go.Scatter(
+            x=c.truth_step,
+            y=c.log_px,
+            mode="lines+markers",
+            line=dict(color=TRUTH_COLOR if single else METHOD_COLORS.get(s.method, "#444"), width=2, dash="dash"),
+            marker=dict(symbol="diamond", size=8),
+            error_y=None if c.exact else dict(type="data", array=c.log_px_se, visible=True),
+            name=f"{s.name}: {label}, validation subset",
+            legendgroup=s.name,
+            customdata=c.log_px_bound,
+            hovertemplate="step %{x}<br>log p(x) %{y:.3f}<br>own bound, same images %{customdata:.3f}<extra></extra>",
+        )
+    ]
+
+
+def _gap_marks(s: CurveSeries) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """At the last log p(x) reading: a bar from the run's own bound on the same images to log p(x), named."""
+    c = s.curves
+    if not len(c.truth_step) or np.isnan(c.log_px_bound[-1]):
+        return [], []
+    step, log_px, bound = float(c.truth_step[-1]), float(c.log_px[-1]), float(c.log_px_bound[-1])
+    gap = named_gap(s.q, log_px, bound)
+    shape = dict(type="line", x0=step, x1=step, y0=bound, y1=log_px, line=dict(color="#cb181d", width=3))
+    label = dict(
+        x=step,
+        y=(bound + log_px) / 2,
+        text=f"{gap.name}: {gap.nats:.2f} nats",
+        hovertext=gap.meaning,
+        showarrow=False,
+        xanchor="right",
+        xshift=-6,
+        font=dict(size=12, color="#cb181d"),
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+    return [shape], [label]
+
+
 def bound_figure(
     series: Sequence[CurveSeries], landmarks: dict[str, float] | None = None, title: str = "Bound during training"
 ) -> go.Figure:
-    """Training bound (lines) and validation bound (dots) of each run; implicit q: "objective (uses T)"."""
+    """Training bound (lines) and validation bound (dots) of each run; implicit q: "objective (uses T)".
+
+    Where a run measured log p(x) of its validation subset (without T), that is drawn too (dashed, diamonds);
+    for a single run the gap to its own bound on the same images is drawn and named at the last reading."""
     traces = []
+    single = len(series) == 1
     for s in series:
         color, label = METHOD_COLORS.get(s.method, "#444"), objective_label(s.q)
         traces.append(
@@ -125,14 +175,16 @@ def bound_figure(
                     legendgroup=s.name,
                 )
             )
+        traces += _truth_traces(s, single)
     references = [_reference(value, name) for name, value in (landmarks or {}).items()]
+    gap_shapes, gap_labels = _gap_marks(series[0]) if single else ([], [])
     return _figure(
         traces,
         title,
         xaxis=_axis("step"),
         yaxis=_axis(NATS),
-        shapes=[r[0] for r in references],
-        annotations=[r[1] for r in references],
+        shapes=[r[0] for r in references] + gap_shapes,
+        annotations=[r[1] for r in references] + gap_labels,
     )
 
 
@@ -262,29 +314,47 @@ def latent_figure(
     )
 
 
+def _density_png(density: np.ndarray) -> str:
+    """A density on a grid ([i, j] at (z1[j], z2[i])) as a grey PNG, white at 0 and dark at its peak: the peak
+    saturates at 70% of the maximum, so that the tails show. Row 0 of the image is the top (largest z2)."""
+    from PIL import Image
+
+    level = np.clip(density / (0.7 * max(float(density.max()), 1e-30)), 0, 1)[::-1]
+    pixels = (255 - 218 * level).round().astype(np.uint8)  # white to #252525, as plotly's Greys
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def posterior_figure(view: PosteriorView, title: str) -> go.Figure:
-    """True posterior p(z|x) as a heatmap, q's samples as dots, the K importance samples sized by weight."""
+    """True posterior p(z|x) as a grey image, q's samples as dots, the K importance samples sized by weight.
+
+    The posterior is one PNG placed under the axes (a few kB, where a heatmap would send every cell as
+    JSON); the axes show `view.frame`. `layout.meta` records the box holding 99% of the posterior's mass
+    and the zoom, so that what the figure frames can be checked without reading pixels."""
     sizes = 8 + 30 * view.weights / max(view.weights.max(), 1e-12)
-    every = -(-len(view.axis) // HEATMAP_CELLS)  # draw at most HEATMAP_CELLS^2 cells: the page stays light
-    axis, density = view.axis[::every], view.posterior[::every, ::every].astype(np.float32)
+    h1, h2 = view.z1[1] - view.z1[0], view.z2[1] - view.z2[0]
+    image = dict(
+        source=_density_png(view.posterior),
+        xref="x",
+        yref="y",
+        x=float(view.z1[0] - h1 / 2),
+        y=float(view.z2[-1] + h2 / 2),
+        sizex=float(len(view.z1) * h1),
+        sizey=float(len(view.z2) * h2),
+        xanchor="left",
+        yanchor="top",
+        sizing="stretch",
+        layer="below",
+    )
     traces = [
-        go.Heatmap(
-            x=axis,
-            y=axis,
-            z=density,
-            colorscale="Greys",
-            showscale=False,
-            zsmooth="best",  # a density
-            zmin=0,
-            zmax=0.7 * float(density.max()),  # the peak saturates, so that the tails show
-            hovertemplate="z=(%{x:.2f}, %{y:.2f})<br>p(z|x)=%{z:.3f}<extra>true posterior</extra>",
-        ),
         go.Scatter(
             x=view.q_samples[:, 0],
             y=view.q_samples[:, 1],
             mode="markers",
             name="z ~ q(z|x)",
-            marker=dict(size=4, color="#2171b5", opacity=0.35),
+            marker=dict(size=4, color="#2171b5", opacity=0.4),
+            hoverinfo="skip",
         ),
         go.Scatter(
             x=view.iw_samples[:, 0],
@@ -296,13 +366,76 @@ def posterior_figure(view: PosteriorView, title: str) -> go.Figure:
             marker=dict(size=sizes, color="#ef3b2c", opacity=0.8, line=dict(color="white", width=1)),
         ),
     ]
-    limit = float(view.axis[-1])
+    frame = view.frame
+    zoomed = f" · zoom ×{view.zoom:.0f}" if view.zoom >= 1.5 else ""
+    beyond = f"<br><sup>{view.q_outside:.0%} of q's samples lie beyond this frame</sup>"
+    beyond = beyond if view.q_outside > 0.02 else ""
+    return _figure(
+        traces,
+        title + zoomed + beyond,
+        height=460,
+        images=[image],
+        meta=dict(posterior_mass_99=view.mass_box.as_list(), zoom=view.zoom),
+        xaxis=_axis("z1", range=list(frame.z1), constrain="domain", showgrid=False),
+        yaxis=_axis("z2", range=list(frame.z2), scaleanchor="x", scaleratio=1, constrain="domain", showgrid=False),
+    )
+
+
+def discriminator_error_figure(error: DiscriminatorError, title: str) -> go.Figure:
+    """T(x, z) against log q(z|x) - log p(z) (q's density by kNN) at q's samples: on the diagonal, T is right."""
+    low = float(min(error.truth.min(), error.t.min()))
+    high = float(max(error.truth.max(), error.t.max()))
+    traces = [
+        go.Scatter(
+            x=[low, high], y=[low, high], mode="lines", name="T = log q − log p", line=REFERENCE_LINE, hoverinfo="skip"
+        ),
+        go.Scatter(
+            x=error.truth,
+            y=error.t,
+            mode="markers",
+            name="at z ~ q(z|x)",
+            marker=dict(size=4, color="#cb181d", opacity=0.5),
+            hovertemplate="log q − log p %{x:.2f}<br>T %{y:.2f}<extra></extra>",
+        ),
+    ]
     return _figure(
         traces,
         title,
-        height=460,
-        xaxis=_axis("z1", range=[-limit, limit], constrain="domain"),
-        yaxis=_axis("z2", range=[-limit, limit], scaleanchor="x", scaleratio=1, constrain="domain"),
+        height=340,
+        showlegend=False,
+        xaxis=_axis("log q(z|x) − log p(z), q's density by kNN"),
+        yaxis=_axis("T(x, z)"),
+    )
+
+
+def discriminator_errors_figure(errors: Sequence[DiscriminatorError], labels: Sequence[str], title: str) -> go.Figure:
+    """T's mean error per data point, with its spread over q's samples as error bars, and the ±0.3 band."""
+    bars = go.Bar(
+        x=list(labels),
+        y=[e.mean for e in errors],
+        error_y=dict(type="data", array=[e.spread for e in errors], visible=True, color="#555"),
+        marker_color=["#cb181d" if abs(e.mean) > T_ERROR_TARGET else "#74c476" for e in errors],
+        hovertemplate="point %{x}<br>mean error %{y:.2f} nats<extra></extra>",
+    )
+    band = dict(
+        type="rect",
+        xref="x domain",
+        x0=0,
+        x1=1,
+        yref="y",
+        y0=-T_ERROR_TARGET,
+        y1=T_ERROR_TARGET,
+        fillcolor="rgba(116,196,118,0.2)",
+        line=dict(width=0),
+        layer="below",
+    )
+    return _figure(
+        [bars],
+        title,
+        height=340,
+        shapes=[band],
+        xaxis=_axis("data point"),
+        yaxis=_axis("T − (log q − log p), nats"),
     )
 
 

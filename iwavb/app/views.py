@@ -21,8 +21,9 @@ from ..core.bounds import effective_sample_size, iw_bound, log_weights, mean_bou
 from ..core.model import LatentVariableModel, eval_mode
 from ..data.splits import FIXED_SEED, DataSplits, binarize
 from ..data.toy import toy_points
+from ..evaluation.discriminator import DiscriminatorError, discriminator_error
 from ..evaluation.evaluate import EvalSettings, estimate_log_px, evaluation_images
-from ..evaluation.grid import posterior_grid
+from ..evaluation.grid import Window, posterior_grid, zoomed_grids
 from ..training.records import Record
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from ..training.trainer import Trainer
 
-MAX_EXTENT = 8.0  # the posterior grid never reaches beyond |z| = 8, 8 prior standard deviations
+MAX_EXTENT = 8.0  # the whole-prior view never reaches beyond |z| = 8, 8 prior standard deviations
 
 
 @contextmanager
@@ -117,17 +118,60 @@ def latent_projection(model: LatentVariableModel, data: DataSplits, n: int = 1_0
     )
 
 
+PRIOR_EXTENT = 4.0  # the whole-prior view shows [-4, 4]^2, 4 prior standard deviations each way
+VIEW_MASS = 0.999  # a zoomed view frames this much of the true posterior's mass (each axis)...
+Q_QUANTILES = (0.01, 0.99)  # ...and q's samples between these quantiles (each axis): stray ones do not zoom out
+VIEW_MARGIN = 0.1  # of the framed width, added on each side
+MASS_SHOWN = 0.99  # the mass box a figure records (layout.meta), so a test can check the framing
+MAX_FRAME = 2.9  # a zoomed frame is at most this many times the MASS_SHOWN box's longer side: a q much wider
+# than the posterior (IWAE's often is) reaches beyond the frame rather than shrink the posterior to a dot
+
+
 @dataclass(frozen=True)
 class PosteriorView:
-    axis: np.ndarray  # (G,) grid coordinates on both axes
-    posterior: np.ndarray  # (G, G) true p(z|x) of this model's decoder; [i, j] at z = (axis[j], axis[i])
+    z1: np.ndarray  # (G,) grid coordinates along z1 of the (zoomed) grid
+    z2: np.ndarray  # (G,) along z2
+    posterior: np.ndarray  # (G, G) true p(z|x) of this model's decoder; [i, j] at z = (z1[j], z2[i])
     log_px: float  # exact log p(x) by the grid
+    frame: Window  # the part of the plane the plot shows
+    mass_box: Window  # the box holding MASS_SHOWN of the true posterior's mass on each axis
+    zoom: float  # how much closer than the whole prior's view [-4, 4]^2: 8 / the frame's width
     q_samples: np.ndarray  # (S, 2) draws from q(z|x): the cloud
+    q_outside: float  # the share of them outside the frame
     iw_samples: np.ndarray  # (K, 2) the K importance samples of one bound evaluation
     log_w: np.ndarray  # (K,) their log-weights (with T for an implicit q)
     weights: np.ndarray  # (K,) normalised weights, summing to 1
     ess: float  # effective sample size of the K weights, in [1, K]
     bound: float  # log (1/K) sum w: the bound (or objective) of this draw
+    t_error: DiscriminatorError | None  # an implicit q: T against log q - log p (kNN) at q's samples
+
+
+def _sample_box(z: torch.Tensor) -> Window:
+    """The box between Q_QUANTILES of samples z (S, 2) on each axis."""
+    low, high = torch.quantile(z.double(), torch.tensor(Q_QUANTILES, dtype=torch.float64), dim=0).tolist()
+    return Window((low[0], high[0]), (low[1], high[1]))
+
+
+def _within(frame: Window, keep: Window, side: float) -> Window:
+    """A square of `side` as near the centre of `frame` as it can be while it holds `keep`."""
+    centre = [min(max(c, high - side / 2), low + side / 2) for c, (low, high) in zip(frame.center, (keep.z1, keep.z2))]
+    return Window.square(side / 2, (centre[0], centre[1]))
+
+
+def _frame(mass: Window, core: Window, cloud: torch.Tensor, whole_prior: bool) -> Window:
+    """What the plot shows: the posterior's mass and q's samples, at most MAX_FRAME times the posterior's `core`
+    box; or the whole prior's square (widened, up to MAX_EXTENT, to hold all of q's samples with a margin of 1)."""
+    if whole_prior:
+        return Window.square(min(max(PRIOR_EXTENT, math.ceil(float(cloud.abs().max()) + 1)), MAX_EXTENT))
+    box = mass.union(_sample_box(cloud))
+    frame = box.padded(VIEW_MARGIN * box.width, VIEW_MARGIN * box.height).squared()
+    side = MAX_FRAME * max(core.width, core.height)
+    return frame if frame.width <= side else _within(frame, mass, side)
+
+
+def _share_outside(frame: Window, z: torch.Tensor) -> float:
+    inside = (z[:, 0] >= frame.z1[0]) & (z[:, 0] <= frame.z1[1]) & (z[:, 1] >= frame.z2[0]) & (z[:, 1] <= frame.z2[1])
+    return 1.0 - float(inside.float().mean())
 
 
 @torch.no_grad()
@@ -135,32 +179,50 @@ def posterior_view(
     model: LatentVariableModel,
     x: torch.Tensor,
     k: int,
-    n_samples: int = 500,
+    n_samples: int = 300,
     seed: int = 0,
-    extent: float = 4.0,
-    resolution: int = 201,
+    whole_prior: bool = False,
+    resolution: int = 101,
 ) -> PosteriorView:
     """For one binary x (D,) and a model with l = 2: true posterior beside q's samples and K importance weights.
 
-    The grid covers [-extent, extent]^2, widened (up to 8) to hold all of q's samples with a margin of 1."""
+    The posterior is computed on a grid of its own that a coarse grid has zoomed onto its mass
+    (`grid.zoomed_grids`), and the plot frames that mass and q's samples (`_frame`), or the whole prior."""
     gen = _generator(model, seed)
     x = x.to(_device(model)).reshape(1, -1)  # (1, D)
-    cloud = model.sample_q(x, n_samples, gen)[0][0]  # (S, 2)
-    extent = min(max(extent, math.ceil(float(cloud.abs().max()) + 1)), MAX_EXTENT)
-    grid = posterior_grid(model, x, extent=extent, resolution=resolution)
+    cloud = model.sample_q(x, n_samples, gen)[0][0].cpu()  # (S, 2)
+    grid = zoomed_grids(model, x, resolution)[0]
+    core = grid.mass_window(0, MASS_SHOWN)
+    frame = _frame(grid.mass_window(0, VIEW_MASS), core, cloud, whole_prior)
     lw = log_weights(model, x, k, gen)  # (1, K)
     log_w = lw.log_w[0]  # (K,)
+    t_error = discriminator_error(model, x, generator=gen)[0] if model.discriminator is not None else None
     return PosteriorView(
-        axis=grid.axis.numpy(),
+        z1=grid.z1.numpy(),
+        z2=grid.z2.numpy(),
         posterior=grid.posterior[0].numpy(),
         log_px=float(grid.log_px[0]),
-        q_samples=cloud.cpu().numpy(),
+        frame=frame,
+        mass_box=core,
+        zoom=2 * PRIOR_EXTENT / frame.width,
+        q_samples=cloud.numpy(),
+        q_outside=_share_outside(frame, cloud),
         iw_samples=lw.z[0].cpu().numpy(),
         log_w=log_w.cpu().numpy(),
         weights=torch.softmax(log_w, 0).cpu().numpy(),
         ess=float(effective_sample_size(lw.log_w)[0]),
         bound=float(iw_bound(lw.log_w)[0]),  # (2.9) / (3.1)
+        t_error=t_error,
     )
+
+
+LIVE_REFERENCE, LIVE_QUERIES = 5_000, 300  # samples of q behind T's error while a run trains: ~0.1 s per point
+
+
+def toy_discriminator_errors(model: LatentVariableModel, seed: int = 0) -> list[DiscriminatorError]:
+    """T's error at q's samples for each of the toy's four points, sized to be redrawn while a run trains."""
+    x = toy_points().to(_device(model))
+    return discriminator_error(model, x, LIVE_REFERENCE, LIVE_QUERIES, generator=_generator(model, seed))
 
 
 def exact_images(data: DataSplits, n: int = 200) -> torch.Tensor:
@@ -245,14 +307,24 @@ class Curves:
     disc_step: np.ndarray  # empty for a Gaussian q, like the two below
     disc_loss: np.ndarray
     disc_accuracy: np.ndarray
+    truth_step: np.ndarray  # where log p(x) of the fixed validation subset was measured (iwavb.evaluation.truth)
+    log_px: np.ndarray  # that log p(x)
+    log_px_se: np.ndarray  # its standard error; NaN where exact
+    log_px_bound: np.ndarray  # the model's own bound (objective) on the same images
+
+    @property
+    def exact(self) -> bool:
+        """Whether the log p(x) readings are exact (l = 2), not estimates."""
+        return bool(np.isnan(self.log_px_se).all())
 
 
 def curves(history: Sequence[Record]) -> Curves:
     valid = [r for r in history if r.valid_bound is not None]
     disc = [r for r in history if r.disc_loss is not None]
+    truth = [r for r in history if r.log_px is not None]
 
     def column(rows: Sequence[Record], name: str) -> np.ndarray:
-        return np.array([getattr(r, name) for r in rows], dtype=float)
+        return np.array([getattr(r, name) for r in rows], dtype=float)  # None -> NaN
 
     return Curves(
         column(history, "step"),
@@ -262,4 +334,8 @@ def curves(history: Sequence[Record]) -> Curves:
         column(disc, "step"),
         column(disc, "disc_loss"),
         column(disc, "disc_accuracy"),
+        column(truth, "step"),
+        column(truth, "log_px"),
+        column(truth, "log_px_se"),
+        column(truth, "log_px_bound"),
     )

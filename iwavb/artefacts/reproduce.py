@@ -14,6 +14,7 @@ from ..data.loading import load_dataset
 from ..data.splits import DataSplits
 from ..evaluation.evaluate import EvalResult, eval_path, read_eval_results, same_estimate
 from ..evaluation.progress import evaluate_with_progress
+from ..evaluation.truth import truth_probe
 from ..training.device import device_description
 from ..training.progress import train_with_progress
 from ..training.trainer import Trainer
@@ -23,7 +24,8 @@ from .pretrained import Estimate, ManifestEntry, ManifestResult, load_manifest, 
 def train_entry(entry: ManifestEntry, device: str = "auto") -> ManifestResult:
     """Train an entry's configuration from scratch and write its float16 checkpoint; return the run's facts."""
     config = replace(entry.config, device=device)
-    trainer = Trainer(config, data=load_dataset(config.dataset))
+    data = load_dataset(config.dataset)
+    trainer = Trainer(config, data=data, truth=truth_probe(config, data))
     print(
         f"{entry.name}: {config.title} on {config.dataset}, K={config.k}, l={config.latent_dim}, "
         f"{config.steps} steps on {device_description(trainer.device)}"

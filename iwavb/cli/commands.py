@@ -15,6 +15,7 @@ from ..core.config import objective_label
 from ..data.loading import load_dataset
 from ..evaluation.evaluate import EvalError, EvalSettings, eval_path, evaluation_count, read_eval_results
 from ..evaluation.progress import evaluate_with_progress
+from ..evaluation.truth import truth_probe
 from ..files import file_signature
 from ..sweep.spec import load_spec, shipped_summary
 from ..sweep.table import evaluation_words, sweep_folder
@@ -68,6 +69,7 @@ def _resume_trainer(args: argparse.Namespace) -> Trainer:
         data=data,
         accelerate=getattr(args, "accelerate", "auto"),
         continue_file=args.out is None,  # it goes on in its own file
+        truth=truth_probe(checkpoint.config, data),
     )
 
 
@@ -88,7 +90,8 @@ def train(args: argparse.Namespace) -> int:
     else:
         config = build_config(args)
         check_training_fits(config, resolve_device(config.device))  # before the data are loaded
-        trainer = Trainer(config, data=load_dataset(config.dataset, data_root=args.data_root))
+        data = load_dataset(config.dataset, data_root=args.data_root)
+        trainer = Trainer(config, data=data, truth=truth_probe(config, data))
         out = args.out or default_run_path(config)
     cfg = trainer.config
     print(

@@ -167,12 +167,28 @@ def proposal_log_weights(log_joint: LogJoint, proposal: Proposal) -> LogWeightsF
     return draw
 
 
+def importance_log_px_with_error(log_weights_of: LogWeightsFn, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """log (1/k) sum_j w_j (B,) and its Monte Carlo standard error (B,); holds all B * k log-weights.
+
+    By the delta method, s.e.(log mean w) ~ s.d.(w) / (sqrt(k) mean w) = sqrt(1/ESS - 1/k), with Kish's
+    ESS = (sum w)^2 / sum w^2 of the k weights. It says how much another draw would move the estimate, not
+    how far IS's downward bias (a stochastic lower bound) leaves it below log p(x)."""
+    log_w = torch.cat([log_weights_of(n) for n in chunk_sizes(k, chunk)], dim=1)  # (B, k)
+    inverse_ess = torch.exp(torch.logsumexp(2 * log_w, -1) - 2 * torch.logsumexp(log_w, -1))
+    return iw_bound(log_w), (inverse_ess - 1 / k).clamp_min(0).sqrt()
+
+
+def model_log_weights(model: LatentVariableModel, x: torch.Tensor, config: ISConfig) -> LogWeightsFn:
+    """n -> log-weights (B, n) of IS for the images x (B, D): q as proposal for a Gaussian q (the weights of
+    `bounds.log_weights`), else a Student-t (df, widen) fitted to `fit_samples` draws of q per x."""
+    if model.config.q == "gaussian":
+        return lambda n: log_weights(model, x, n).log_w
+    proposal = q_proposal(model, x, config.fit_samples, config.widen, config.df)
+    return proposal_log_weights(model_log_joint(model, x), proposal)
+
+
 @torch.no_grad()
 def model_importance_log_px(model: LatentVariableModel, x: torch.Tensor, config: ISConfig = ISConfig()) -> torch.Tensor:
-    """IS estimate of log p(x) (B,) for binary images x (B, D): q as proposal for a Gaussian q (the weights
-    of `bounds.log_weights`), else a Student-t (df, widen) fitted to `fit_samples` draws of q per x."""
+    """IS estimate of log p(x) (B,) for binary images x (B, D), with the proposal of `model_log_weights`."""
     chunk = max(1, points_per_call(x.device, model.config) // x.shape[0])
-    if model.config.q == "gaussian":
-        return importance_log_px(lambda n: log_weights(model, x, n).log_w, config.k, chunk)
-    proposal = q_proposal(model, x, config.fit_samples, config.widen, config.df)
-    return importance_log_px(proposal_log_weights(model_log_joint(model, x), proposal), config.k, chunk)
+    return importance_log_px(model_log_weights(model, x, config), config.k, chunk)

@@ -28,6 +28,8 @@ def train_with_progress(trainer: Trainer, save: Callable[[], None] | None = None
             postfix = {label: f"{record.train_bound:.2f}", "it/s": f"{record.steps_per_s:.0f}"}
             if record.disc_accuracy is not None:
                 postfix["T acc"] = f"{record.disc_accuracy:.2f}"
+            if record.log_px is not None:
+                postfix["log p(x)"] = f"{record.log_px:.2f}"
             if record.valid_bound is not None:
                 postfix["valid"] = f"{record.valid_bound:.2f}"
                 if save is not None:

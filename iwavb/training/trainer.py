@@ -5,6 +5,10 @@ implicit q, each is followed by `disc_steps` updates of T by (2.14). Metrics are
 device and read back every `log_every` steps (the only host syncs in the loop), where non-finite values
 are caught: the trainer then restores the last good state and raises `TrainingDiverged`. How the device
 runs the step (float32, bfloat16 autocast, a CUDA graph, torch.compile) is `config.accelerate` (step.py).
+
+A `truth` probe (iwavb.evaluation.truth), where given, measures the model's log p(x) at some records: first
+after TRUTH_FIRST_S of training, then as often as keeps its cost within TRUTH_SHARE of the training time,
+and at the last step.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from ..files import FileSignature, file_signature
 from .checkpoint import Checkpoint, CheckpointError, RunExists, optimizer_parameters, save_checkpoint
 from .config import Accelerate, TrainConfig
 from .device import device_description, resolve_device
-from .records import Record
+from .records import Record, Truth, TruthProbe
 from .resources import check_training_fits
 from .step import GraphedStep, Metrics, autocast, resolve_accelerate, uses_graph
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
 EVAL_BATCH = 500
+TRUTH_SHARE = 0.1  # the truth probe costs at most this share of the training time (and once more at the end)
+TRUTH_FIRST_S = 2.0  # training seconds before its first reading: a new run shows its pictures first
 
 
 class TrainingDiverged(IWAVBError):
@@ -44,7 +50,13 @@ class TrainingDiverged(IWAVBError):
 class Trainer:
     """Holds model, optimisers, data and history of one run. Thread-safe controls: pause/resume/stop."""
 
-    def __init__(self, config: TrainConfig, data: DataSplits | None = None, model: LatentVariableModel | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: DataSplits | None = None,
+        model: LatentVariableModel | None = None,
+        truth: TruthProbe | None = None,
+    ):
         self.config = config
         self.device = resolve_device(config.device)
         # Before anything of the run's size is allocated: refuse what will not fit, with the estimate.
@@ -88,6 +100,9 @@ class Trainer:
         self._running.set()
         self._good_state = self._state()
         self._valid_x = self._fixed_validation_batch()
+        self.truth = truth
+        self.truth_seconds = 0.0  # spent measuring the truth, outside `elapsed_s`
+        self._truth_wait_s = TRUTH_FIRST_S  # training seconds to go before the truth is measured (again)
 
     # -- controls, safe to call from any thread ------------------------------------------------------
     def pause(self) -> None:
@@ -192,9 +207,11 @@ class Trainer:
                 f"NaN or infinite. The model was rolled back to step {self._good_state['step']}, the last "
                 "good state; try smaller learning rates."
             )
+        last = self.step == self.config.steps
         with self.lock:
-            due = self.step % self.config.eval_every < self.config.log_every or self.step == self.config.steps
+            due = self.step % self.config.eval_every < self.config.log_every or last
             valid = self.validation_bound() if due else None
+            truth = self._measure_truth(seconds, last)
             self._good_state = self._state()
         implicit = self.disc_optimizer is not None
         record = Record(
@@ -205,9 +222,25 @@ class Trainer:
             disc_accuracy=disc_acc if implicit else None,
             steps_per_s=steps / max(seconds, 1e-9),
             elapsed_s=self.elapsed_s,
+            log_px=truth.log_px if truth else None,
+            log_px_se=truth.stderr if truth else None,
+            log_px_bound=truth.bound if truth else None,
         )
         self.history.append(record)
         return record
+
+    def _measure_truth(self, trained_s: float, last: bool) -> Truth | None:
+        """The truth probe's reading, when due: after 1 / TRUTH_SHARE times its last cost in training seconds."""
+        self._truth_wait_s -= trained_s
+        if self.truth is None or (self._truth_wait_s > 0 and not last):
+            return None
+        start = time.perf_counter()
+        with eval_mode(self.model), torch.no_grad():
+            truth = self.truth(self.model)
+        cost = time.perf_counter() - start
+        self.truth_seconds += cost
+        self._truth_wait_s = cost / TRUTH_SHARE
+        return truth
 
     # -- state ---------------------------------------------------------------------------------------
     def _configure_optimizers(self) -> None:
@@ -328,14 +361,16 @@ class Trainer:
         data: DataSplits | None = None,
         accelerate: Accelerate = "auto",
         continue_file: bool = False,
+        truth: TruthProbe | None = None,
     ) -> Trainer:
         """Resume a run: its weights, optimiser state, random stream, step count and history; `steps` sets a new
         total, and `device` and `accelerate` say where and how it goes on (neither changes the maths).
 
-        `continue_file`: this run may save over the checkpoint's file (as long as nobody changes it)."""
+        `continue_file`: this run may save over the checkpoint's file (as long as nobody changes it); `truth`:
+        the probe of its log p(x) (iwavb.evaluation.truth)."""
         total = checkpoint.config.steps if steps is None else steps
         config = replace(checkpoint.config, device=device, steps=total, accelerate=accelerate)
-        trainer = cls(config, data=data, model=checkpoint.build_model())
+        trainer = cls(config, data=data, model=checkpoint.build_model(), truth=truth)
         with trainer.lock:
             for name, optimizer in trainer._optimizers().items():
                 saved = checkpoint.optimizer_states.get(name)

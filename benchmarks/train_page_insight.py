@@ -1,0 +1,68 @@
+"""Time to insight on the Train page: how soon after Start the reconstructions look like digits.
+
+    python -m benchmarks.train_page_insight --query "data=mnist&method=VAE" --at 4,6,8,10,12
+
+Starts `streamlit run app.py` on a free port (empty pretrained and runs folders), opens the Train page with
+the settings in `--query` (others at their defaults), presses Start and saves a screenshot of the page's
+pictures at each of `--at` seconds after the click, printing the training step the page shows then. Whether
+the reconstructions are recognisable is for a person to judge from the screenshots. Needs Debian's
+Chromium (CHROMIUM_PATH) and playwright (requirements-dev.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.posteriors_page import CHROMIUM, CHROMIUM_ARGS, _free_port, _serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--query", default="data=mnist&method=VAE", help="the Train page's URL settings")
+    parser.add_argument("--at", default="4,6,8,10,12", help="seconds after Start at which to take screenshots")
+    parser.add_argument("--out", default="test-artifacts/insight", help="folder of the screenshots")
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    folders = Path(tempfile.mkdtemp(prefix="insight-"))
+    env = {"IWAVB_PRETRAINED_DIR": str(folders / "pretrained"), "IWAVB_RUNS_DIR": str(folders / "runs")}
+    for folder in env.values():
+        Path(folder).mkdir()
+    port = _free_port()
+    server = _serve(port, folders / "server.log", env)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"http://127.0.0.1:{port}/train?{args.query}")
+            start = page.get_by_role("button", name="Start")
+            start.wait_for(timeout=120_000)
+            page.wait_for_timeout(1_000)
+            start.click()
+            clicked = time.perf_counter()
+            for seconds in [float(s) for s in args.at.split(",")]:
+                page.wait_for_timeout(max(0.0, clicked + seconds - time.perf_counter()) * 1000)
+                progress = page.locator('[data-testid="stProgress"]').first
+                text = progress.inner_text(timeout=1_000) if progress.count() else ""
+                step = re.search(r"step ([\d,]+)", text)
+                shot = out / f"train-{seconds:g}s.png"
+                page.screenshot(path=str(shot), full_page=True)
+                pictures = page.get_by_text("What the model does at step").count()
+                print(
+                    f"{seconds:5.1f} s after Start: {step.group(0) if step else 'no step yet'}; pictures shown: "
+                    f"{'yes' if pictures else 'no'} -> {shot}"
+                )
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+if __name__ == "__main__":
+    main()
