@@ -150,8 +150,8 @@ def live_figures(page) -> list[dict]:
     if frame is None:
         return []
     return frame.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
-        names: p.data.map(t => t.name || ''),
-        points: p.data.map(t => (t.y || []).length),
+        names: p._fullData.map(t => t.name || ''),
+        points: p._fullData.map(t => (t.y || []).length),  // decoded: data may hold y as base64 (bdata)
         annotations: (p.layout.annotations || []).map(a => a.text),
         title: p.layout.title && p.layout.title.text}))""")
 
@@ -205,7 +205,7 @@ def test_train_watch_the_bound_grow_then_see_the_posterior(server, page, context
     page.get_by_role("link", name="Posteriors").click()
     expect(page.get_by_role("heading", name="Posteriors")).to_be_visible(timeout=LOAD_MS)
     expect(page.locator(f"{CHART} .js-plotly-plot").nth(1)).to_be_visible(timeout=LOAD_MS)  # point, posterior
-    expect(page.locator(f"{CHART} .layer-below image").first).to_be_attached()  # the true posterior, drawn
+    expect(page.locator(f"{CHART} {POSTERIOR_IMAGE}").first).to_be_attached()  # the true posterior, drawn
     expect(page.get_by_text("effective sample size").first).to_be_visible()
     expect(page.get_by_text("Train:")).to_be_visible()  # the run goes on in the sidebar after the switch
     no_exceptions(page)
@@ -240,12 +240,19 @@ def test_home_renders_and_links_to_the_pages(server, page):
     screenshot(page, "home")
 
 
+# A layout image under a subplot's axes, where Plotly draws the posterior's PNG (layer "below").
+POSTERIOR_IMAGE = ".layer-subplot .imagelayer image"
+
+
 def posterior_frames(page) -> list[dict]:
     """Each drawn posterior figure's axis ranges and the box holding 99% of its posterior's mass (layout.meta)."""
-    return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+    return page.evaluate(
+        """(image) => [...document.querySelectorAll('.js-plotly-plot')]
         .filter(p => p.layout.meta && p.layout.meta.posterior_mass_99)
         .map(p => ({x: p._fullLayout.xaxis.range, y: p._fullLayout.yaxis.range, box: p.layout.meta.posterior_mass_99,
-                    images: p.querySelectorAll('.layer-below image').length}))""")
+                    images: p.querySelectorAll(image).length}))""",
+        POSTERIOR_IMAGE,
+    )
 
 
 def test_mnist_posteriors_are_framed_on_their_mass(shipped_server, page):
