@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.posteriors_page import CHROMIUM, CHROMIUM_ARGS, _free_port, _serve
 
-# The text of every chart title on the page (Plotly draws them in SVG, which the page's text leaves out).
+# The text of every chart title in a frame (Plotly draws them in SVG; the live charts are in a component's iframe).
 TITLES = "() => [...document.querySelectorAll('.gtitle')].map(t => t.textContent).join(' | ')"
 
 
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                 shot = out / f"train-{seconds:g}s.png"
                 page.screenshot(path=str(shot), full_page=True)
                 step = re.search(r"· step ([\d,]+) of", page.locator("body").inner_text())  # the run's caption
-                pictures = re.search(r"What the model does at step ([\d,]+)", page.evaluate(TITLES))  # a chart's title
+                titles = " | ".join(frame.evaluate(TITLES) for frame in page.frames)  # the charts are in an iframe
+                pictures = re.search(r"What the model does at step ([\d,]+)", titles)
                 print(
                     f"{seconds:5.1f} s after Start: training at {'step ' + step.group(1) if step else 'no step yet'}; "
                     f"pictures {'of step ' + pictures.group(1) if pictures else 'not shown yet'} -> {shot}"
