@@ -145,13 +145,14 @@ def bound_points(page) -> int:
 
 
 def live_figures(page) -> list[dict]:
-    """The live-charts component's figures as Plotly holds them: trace names and y values, layout annotations."""
+    """The live-charts component's figures as Plotly holds them: trace names and y values (decoded: the figures
+    arrive with numpy arrays as base64 typed arrays), layout annotations."""
     frame = next((f for f in page.frames if "iwavb_live_charts" in f.url), None)
     if frame is None:
         return []
     return frame.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
-        names: p.data.map(t => t.name || ''),
-        points: p.data.map(t => (t.y || []).length),
+        names: p._fullData.map(t => t.name || ''),
+        points: p._fullData.map(t => (t.y || []).length),
         annotations: (p.layout.annotations || []).map(a => a.text),
         title: p.layout.title && p.layout.title.text}))""")
 
@@ -205,7 +206,7 @@ def test_train_watch_the_bound_grow_then_see_the_posterior(server, page, context
     page.get_by_role("link", name="Posteriors").click()
     expect(page.get_by_role("heading", name="Posteriors")).to_be_visible(timeout=LOAD_MS)
     expect(page.locator(f"{CHART} .js-plotly-plot").nth(1)).to_be_visible(timeout=LOAD_MS)  # point, posterior
-    expect(page.locator(f"{CHART} .layer-below image").first).to_be_attached()  # the true posterior, drawn
+    expect(page.locator(f"{CHART} svg image").first).to_be_attached()  # the true posterior, drawn
     expect(page.get_by_text("effective sample size").first).to_be_visible()
     expect(page.get_by_text("Train:")).to_be_visible()  # the run goes on in the sidebar after the switch
     no_exceptions(page)
@@ -245,7 +246,7 @@ def posterior_frames(page) -> list[dict]:
     return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
         .filter(p => p.layout.meta && p.layout.meta.posterior_mass_99)
         .map(p => ({x: p._fullLayout.xaxis.range, y: p._fullLayout.yaxis.range, box: p.layout.meta.posterior_mass_99,
-                    images: p.querySelectorAll('.layer-below image').length}))""")
+                    images: p.querySelectorAll('svg image').length}))""")
 
 
 def test_mnist_posteriors_are_framed_on_their_mass(shipped_server, page):
