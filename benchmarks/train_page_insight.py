@@ -19,6 +19,9 @@ from pathlib import Path
 
 from benchmarks.posteriors_page import CHROMIUM, CHROMIUM_ARGS, _free_port, _serve
 
+# The text of every chart title in a frame (Plotly draws them in SVG; the live charts are in a component's iframe).
+TITLES = "() => [...document.querySelectorAll('.gtitle')].map(t => t.textContent).join(' | ')"
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,15 +51,14 @@ def main(argv: list[str] | None = None) -> None:
             clicked = time.perf_counter()
             for seconds in [float(s) for s in args.at.split(",")]:
                 page.wait_for_timeout(max(0.0, clicked + seconds - time.perf_counter()) * 1000)
-                progress = page.locator('[data-testid="stProgress"]').first
-                text = progress.inner_text(timeout=1_000) if progress.count() else ""
-                step = re.search(r"step ([\d,]+)", text)
                 shot = out / f"train-{seconds:g}s.png"
                 page.screenshot(path=str(shot), full_page=True)
-                pictures = page.get_by_text("What the model does at step").count()
+                step = re.search(r"· step ([\d,]+) of", page.locator("body").inner_text())  # the run's caption
+                titles = " | ".join(frame.evaluate(TITLES) for frame in page.frames)  # the charts are in an iframe
+                pictures = re.search(r"What the model does at step ([\d,]+)", titles)
                 print(
-                    f"{seconds:5.1f} s after Start: {step.group(0) if step else 'no step yet'}; pictures shown: "
-                    f"{'yes' if pictures else 'no'} -> {shot}"
+                    f"{seconds:5.1f} s after Start: training at {'step ' + step.group(1) if step else 'no step yet'}; "
+                    f"pictures {'of step ' + pictures.group(1) if pictures else 'not shown yet'} -> {shot}"
                 )
             browser.close()
     finally:

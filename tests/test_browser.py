@@ -145,7 +145,8 @@ def bound_points(page) -> int:
 
 
 def live_figures(page) -> list[dict]:
-    """The live-charts component's figures as Plotly holds them: trace names and y values, layout annotations."""
+    """The live-charts component's figures as Plotly holds them: trace names and y values (decoded: the figures
+    arrive with numpy arrays as base64 typed arrays), layout annotations."""
     frame = next((f for f in page.frames if "iwavb_live_charts" in f.url), None)
     if frame is None:
         return []

@@ -8,6 +8,8 @@ import torch
 
 from iwavb.artefacts.pretrained import IMAGE_DATASETS, PREVIEW_COUNT, load_manifest, previews_path
 from iwavb.data.loading import load_dataset
+from iwavb.data.toy import toy_points
+from iwavb.evaluation.discriminator import discriminator_error
 from iwavb.evaluation.evaluate import evaluation_images, read_eval_results
 from iwavb.evaluation.grid import posterior_grid
 from iwavb.settings import pretrained_dir
@@ -50,6 +52,16 @@ def test_toy_exact_log_likelihood_is_reproduced(entry):
     log_px = posterior_grid(model, x, saved.settings["grid_extent"], saved.settings["grid_resolution"]).log_px
     assert torch.allclose(log_px, torch.tensor(saved.log_px[:8]), atol=1e-4)
     assert -saved.nll > -2.249  # every shipped toy model is past posterior collapse (docs/background.md)
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in ENTRIES if e.config.dataset == "toy" and e.config.q == "implicit"], ids=lambda e: e.name
+)
+def test_toy_exemplars_discriminators_are_near_optimal(entry):
+    """Issue 12's exemplars: T within 0.3 nats of log q - log p (kNN) on average at each toy point's q samples."""
+    model = load_checkpoint(entry.file).build_model()
+    errors = discriminator_error(model, toy_points(), generator=torch.Generator().manual_seed(0))
+    assert all(abs(e.mean) < 0.3 for e in errors), [round(e.mean, 3) for e in errors]
 
 
 def test_previews_hold_test_images_of_each_data_set():
