@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import data_root, require_data
+from conftest import ROOT, data_root, require_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -221,3 +223,21 @@ def test_batch_sampler_covers_an_epoch_without_repeats():
     sampler = BatchSampler(10, 5, torch.Generator().manual_seed(0))
     epoch = torch.cat([sampler.next_indices(), sampler.next_indices()])
     assert sorted(epoch.tolist()) == list(range(10))
+
+
+def test_the_raw_folders_are_torchvisions_and_reading_them_never_imports_it(tmp_path):
+    """The folders are named as torchvision's classes (which download into them); loading MNIST from them does
+    not import torchvision, whose import costs seconds before a first run in the app."""
+    from torchvision import datasets
+
+    from iwavb.data.loading import TORCHVISION_FOLDERS
+
+    assert {"mnist": datasets.MNIST.__name__, "fashion": datasets.FashionMNIST.__name__} == TORCHVISION_FOLDERS
+    require_data("MNIST")
+    code = (
+        "import sys; from iwavb.data.loading import load_dataset; "
+        f"load_dataset('mnist', data_root={str(data_root())!r}, cache_dir={str(tmp_path)!r}, allow_download=False); "
+        "print('torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False"

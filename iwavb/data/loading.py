@@ -45,6 +45,7 @@ MNIST_FILES = {  # array -> raw file, torchvision's names (a .gz beside it is re
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion": "FashionMNIST"}  # torchvision's class and folder names
 MNIST_SIZES = {"train": 60_000, "test": 10_000}  # the same for Fashion-MNIST
 OMNIGLOT_PARTS = ("images_background", "images_evaluation")
 
@@ -207,24 +208,24 @@ def _missing_message(what: str, where: Path, download: bool) -> str:
 
 def _mnist_files(name: str, root: Path, download: bool) -> list[Path]:
     """The four raw files (each as it is, or gzipped), downloaded by torchvision first if missing and allowed."""
-    from torchvision import datasets  # imported here: torchvision is slow to import
-
-    cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
-    folder = root / cls.__name__ / "raw"
+    title = TORCHVISION_FOLDERS[name]
+    folder = root / title / "raw"
 
     def find() -> list[Path | None]:
         return [next((p for p in (folder / f, folder / f"{f}.gz") if p.is_file()), None) for f in MNIST_FILES.values()]
 
     found = find()
     if None in found and download:
+        from torchvision import datasets  # imported only to download: it takes seconds to import
+
         try:
-            cls(str(root), train=True, download=True)
+            getattr(datasets, title)(str(root), train=True, download=True)
         except (RuntimeError, OSError) as err:  # no network, or a read-only root that a download would write to
-            raise DataError(f"{cls.__name__} could not be downloaded into {root}: {err}") from err
+            raise DataError(f"{title} could not be downloaded into {root}: {err}") from err
         found = find()
     if None in found:
         absent = ", ".join(f for f, p in zip(MNIST_FILES.values(), found) if p is None)
-        raise DataError(_missing_message(f"{cls.__name__} ({name}: {absent})", folder, download))
+        raise DataError(_missing_message(f"{title} ({name}: {absent})", folder, download))
     return [p for p in found if p is not None]
 
 
