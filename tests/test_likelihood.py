@@ -25,7 +25,7 @@ from iwavb.evaluation.evaluate import (
     evaluate_checkpoint,
     read_eval_results,
 )
-from iwavb.evaluation.grid import posterior_grid
+from iwavb.evaluation.grid import Window, posterior_grid
 from iwavb.evaluation.importance import (
     ISConfig,
     Proposal,
@@ -267,14 +267,15 @@ def binary_images(n: int = 8, d: int = 12) -> torch.Tensor:
 
 
 def test_the_grid_holds_the_joint_at_its_points_and_the_posterior_it_normalises():
-    """log_joint[b, i, j] is log p(x_b | z) + log p(z) at z = (axis[j], axis[i]); the posterior is the joint
+    """log_joint[b, i, j] is log p(x_b | z) + log p(z) at z = (z1[j], z2[i]); the posterior is the joint
     over p(x) and sums to 1 over the cells; p(x) of a decoder that ignores z is its pixels' product (up to the
     prior's mass outside the grid, 3e-7 here); the defaults are the README's 301 x 301 points over [-5, 5]^2."""
     model, x = small_model("gaussian"), binary_images(3)
     grid = posterior_grid(model, x, extent=4.0, resolution=41, chunk=100)  # chunks of the 1,681 points
-    assert torch.equal(grid.axis, torch.linspace(-4, 4, 41)) and grid.cell_area == pytest.approx(0.2**2)
+    assert torch.equal(grid.z1, torch.linspace(-4, 4, 41)) and torch.equal(grid.z2, grid.z1)
+    assert grid.window == Window.square(4.0) and grid.cell_area == pytest.approx(0.2**2)
     for i, j in [(0, 0), (3, 17), (40, 9)]:
-        z = torch.stack([grid.axis[j], grid.axis[i]]).expand(3, 1, 2)  # (B, 1, l)
+        z = torch.stack([grid.z1[j], grid.z2[i]]).expand(3, 1, 2)  # (B, 1, l)
         joint = model.log_px_given_z(x, z)[:, 0] + log_prior(z)[:, 0]
         assert torch.allclose(grid.log_joint[:, i, j], joint, atol=1e-4), (i, j)
     assert grid.posterior.shape == grid.log_joint.shape == (3, 41, 41)
@@ -283,7 +284,7 @@ def test_the_grid_holds_the_joint_at_its_points_and_the_posterior_it_normalises(
     assert torch.allclose(grid.log_px, posterior_grid(model, x, extent=4.0, resolution=41).log_px)  # one chunk
 
     default = posterior_grid(model, x[:1])
-    assert torch.equal(default.axis, torch.linspace(-5, 5, 301))
+    assert torch.equal(default.z1, torch.linspace(-5, 5, 301)) and torch.equal(default.z2, default.z1)
     with torch.no_grad():
         for layer in model.decoder[:-1]:
             if isinstance(layer, torch.nn.Linear):
