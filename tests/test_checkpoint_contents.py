@@ -134,6 +134,7 @@ def test_the_header_keeps_the_device_owner_and_extras_and_a_save_replaces_by_def
     with safe_open(str(path), framework="pt") as f:
         header = json.loads(f.metadata()["iwavb"])
     assert header["step"] == 3 and "owner" not in header and read_metadata(path).owner is None
+    assert (header["device"], header["train_seconds"]) == ("unknown", 0.0)  # not given: the defaults
 
 
 def test_a_refused_save_names_the_first_three_bad_tensors(tmp_path):
@@ -145,3 +146,14 @@ def test_a_refused_save_names_the_first_three_bad_tensors(tmp_path):
     with pytest.raises(CheckpointError, match=re.escape(f"not written: NaN or infinite values in {names}") + "$"):
         save_checkpoint(tmp_path / "bad.safetensors", CONFIG, broken, 0, [])
     assert len(broken.state_dict()) > 3 and not (tmp_path / "bad.safetensors").exists()
+
+
+def test_a_conv_models_integer_buffers_round_trip_as_integers(tmp_path):
+    """Batch norm's step counters are int64: a save that cast them to float would write a file that loading
+    refuses (tensors of the wrong kind)."""
+    config = TrainConfig.for_method("vae", dataset="mnist", family="conv", latent_dim=2)
+    net = LatentVariableModel(config.model_config())
+    counters = {k for k, v in net.state_dict().items() if not v.is_floating_point()}
+    assert counters  # the conv networks have some
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "conv.safetensors", config, net, 0, []))
+    assert all(loaded.model_state[k].dtype == torch.int64 for k in counters)
