@@ -120,3 +120,40 @@ def test_unreadable_weights_and_stray_optimiser_tensors_are_named(tmp_path, monk
     path = save_checkpoint(tmp_path / "b.safetensors", CONFIG, model(), 3, [])
     with pytest.raises(CheckpointError, match=r"b\.safetensors: its weights could not be read .*input/output error"):
         load_checkpoint(path)
+
+
+def test_the_header_keeps_the_device_owner_and_extras_and_a_save_replaces_by_default(tmp_path):
+    path = tmp_path / "run.safetensors"
+    save_checkpoint(path, CONFIG, model(), 0, [], extra={"device": "CPU (1 thread)", "note": "kept"}, owner="me")
+    meta = read_metadata(path)
+    assert (meta.device, meta.owner, meta.extras) == ("CPU (1 thread)", "me", {"note": "kept"})
+    with safe_open(str(path), framework="pt") as f:
+        header = json.loads(f.metadata()["iwavb"])
+    assert header["note"] == "kept" and "extras" not in header and header["owner"] == "me"
+    save_checkpoint(path, CONFIG, model(), 3, [])  # the default replaces; owner None is left out of the header
+    with safe_open(str(path), framework="pt") as f:
+        header = json.loads(f.metadata()["iwavb"])
+    assert header["step"] == 3 and "owner" not in header and read_metadata(path).owner is None
+    assert (header["device"], header["train_seconds"]) == ("unknown", 0.0)  # not given: the defaults
+
+
+def test_a_refused_save_names_the_first_three_bad_tensors(tmp_path):
+    broken = model()
+    with torch.no_grad():
+        for p in broken.parameters():
+            p.fill_(float("nan"))
+    names = ", ".join(checkpoint_module.MODEL_PREFIX + k for k in list(broken.state_dict())[:3])
+    with pytest.raises(CheckpointError, match=re.escape(f"not written: NaN or infinite values in {names}") + "$"):
+        save_checkpoint(tmp_path / "bad.safetensors", CONFIG, broken, 0, [])
+    assert len(broken.state_dict()) > 3 and not (tmp_path / "bad.safetensors").exists()
+
+
+def test_a_conv_models_integer_buffers_round_trip_as_integers(tmp_path):
+    """Batch norm's step counters are int64: a save that cast them to float would write a file that loading
+    refuses (tensors of the wrong kind)."""
+    config = TrainConfig.for_method("vae", dataset="mnist", family="conv", latent_dim=2)
+    net = LatentVariableModel(config.model_config())
+    counters = {k for k, v in net.state_dict().items() if not v.is_floating_point()}
+    assert counters  # the conv networks have some
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "conv.safetensors", config, net, 0, []))
+    assert all(loaded.model_state[k].dtype == torch.int64 for k in counters)

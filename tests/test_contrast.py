@@ -213,6 +213,21 @@ def test_the_trainer_gives_t_the_normalised_samples():
     assert (w.z.var(1) - 1).abs().max() > 0.5 or w.z.mean(1).abs().max() > 0.6  # z itself is not normalised
 
 
+def test_fresh_samples_for_t_are_what_the_bound_gives_t_under_the_same_draws():
+    """The trainer's second and later T updates draw fresh samples (`discriminator_samples`): with the same
+    random stream they are exactly the bound's `t_input`, u under AC and z without it, detached."""
+    for contrast in ("adaptive", "none"):
+        plain = ModelConfig(data_dim=DATA, latent_dim=LATENT, hidden=16, noise_dim=4)  # implicit q, no AC
+        model = ac_model() if contrast == "adaptive" else LatentVariableModel(plain)
+        x = images(5)
+        fresh = discriminator_samples(model, x, 3, torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            w = log_weights(model, x, 3, torch.Generator().manual_seed(7))
+        assert fresh.shape == (5, 3, LATENT) and not fresh.requires_grad
+        assert torch.equal(fresh, w.t_input), contrast
+        assert torch.equal(fresh, w.z) == (contrast == "none")
+
+
 def test_adaptive_contrast_is_for_an_implicit_q():
     with pytest.raises(ValueError, match="implicit q"):
         TrainConfig.for_method("iwae", contrast="adaptive")

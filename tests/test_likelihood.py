@@ -25,7 +25,7 @@ from iwavb.evaluation.evaluate import (
     evaluate_checkpoint,
     read_eval_results,
 )
-from iwavb.evaluation.grid import posterior_grid
+from iwavb.evaluation.grid import Window, posterior_grid
 from iwavb.evaluation.importance import (
     ISConfig,
     Proposal,
@@ -272,8 +272,8 @@ def test_the_grid_holds_the_joint_at_its_points_and_the_posterior_it_normalises(
     prior's mass outside the grid, 3e-7 here); the defaults are the README's 301 x 301 points over [-5, 5]^2."""
     model, x = small_model("gaussian"), binary_images(3)
     grid = posterior_grid(model, x, extent=4.0, resolution=41, chunk=100)  # chunks of the 1,681 points
-    axis = torch.linspace(-4, 4, 41)
-    assert torch.equal(grid.z1, axis) and torch.equal(grid.z2, axis) and grid.cell_area == pytest.approx(0.2**2)
+    assert torch.equal(grid.z1, torch.linspace(-4, 4, 41)) and torch.equal(grid.z2, grid.z1)
+    assert grid.window == Window.square(4.0) and grid.cell_area == pytest.approx(0.2**2)
     for i, j in [(0, 0), (3, 17), (40, 9)]:
         z = torch.stack([grid.z1[j], grid.z2[i]]).expand(3, 1, 2)  # (B, 1, l)
         joint = model.log_px_given_z(x, z)[:, 0] + log_prior(z)[:, 0]

@@ -107,3 +107,30 @@ def test_the_batch_sampler_draws_with_replacement_from_fewer_images_than_a_batch
     sampler = BatchSampler(4, 64, torch.Generator().manual_seed(0))  # the toy data: 4 points, batches of 64
     indices = sampler.next_indices()
     assert indices.shape == (64,) and set(indices.tolist()) == {0, 1, 2, 3}
+
+
+def test_the_sampler_continues_from_a_saved_state_and_refuses_one_that_is_not_its_own():
+    """load_state_dict takes back what state_dict gave (the next batches are the same), and refuses, with
+    words naming the sampler, every state that cannot be an epoch's order of its n images and a place in it."""
+    sampler = BatchSampler(5, 2, torch.Generator().manual_seed(3))
+    sampler.next_indices()
+    saved, stream = {k: v.clone() for k, v in sampler.state_dict().items()}, sampler.generator.get_state()
+    expected = [sampler.next_indices() for _ in range(4)]  # the rest of this epoch, then new ones
+    again = BatchSampler(5, 2, torch.Generator())
+    again.generator.set_state(stream)
+    again.load_state_dict(saved)
+    assert all(torch.equal(again.next_indices(), batch) for batch in expected)
+    fresh = BatchSampler(5, 2, torch.Generator())
+    fresh.load_state_dict({"order": torch.empty(0, dtype=torch.long), "position": torch.tensor(0)})  # not started
+    bad_states = [
+        (torch.tensor([0, 0, 1, 2, 3]), 0),  # not an order of the 5 images: one twice
+        (torch.tensor([3]), 0),  # an order of one image of five
+        (torch.arange(5.0), 0),  # not whole numbers
+        (torch.arange(5).view(1, 5), 0),  # not one order
+        (torch.empty(0, dtype=torch.long), torch.tensor([0, 0])),  # not one place
+        (torch.arange(5), 6),  # a place past the end
+        (torch.arange(5), -1),
+    ]
+    for order, position in bad_states:
+        with pytest.raises(ValueError, match=r"^the sampler's state is not an order of 5 training images and a pl"):
+            fresh.load_state_dict({"order": order, "position": torch.as_tensor(position)})

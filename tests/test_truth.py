@@ -77,6 +77,38 @@ def test_a_mass_window_holds_the_mass_it_says():
     assert box.z2 == pytest.approx((-2 - half * 0.1, -2 + half * 0.1), abs=cell)
 
 
+def test_a_mass_window_of_known_cell_masses_is_exact():
+    """Cells of 0.5 x 0.5 over [-2.5, 2.5]^2: a quarter of the mass in each of the z1 columns -1.5, -1, -0.5, 0
+    and half in each of the z2 rows 2 and 2.5 (the grid's edge). The central half of each marginal runs from
+    the cell that reaches 25% to the cell that reaches 75%, each widened by half a cell."""
+    _, z1, z2, area = latent_grid(Window.square(2.5), 11)
+    mass_z1, mass_z2 = torch.zeros(11), torch.zeros(11)
+    mass_z1[2:6], mass_z2[9:] = 0.25, 0.5
+    posterior = (mass_z2[:, None] * mass_z1[None, :] / area).unsqueeze(0)  # [b, i, j] at (z1[j], z2[i])
+    grid = PosteriorGrid(Window.square(2.5), z1, z2, posterior.log(), torch.zeros(1), posterior, area)
+    assert grid.mass_window(0, 0.5) == Window((-1.75, -0.25), (1.75, 2.75))
+    assert grid.mass_window(0, 0.9) == Window((-1.75, 0.25), (1.75, 2.75))
+
+
+def test_windows_pad_join_square_and_contain_as_rectangles_do():
+    box = Window((0.0, 1.0), (2.0, 4.0))
+    assert box.padded(0.5) == Window((-0.5, 1.5), (1.5, 4.5))
+    assert box.padded(0.5, 1.0) == Window((-0.5, 1.5), (1.0, 5.0))
+    assert box.union(Window((-1.0, 0.5), (3.0, 5.0))) == Window((-1.0, 1.0), (2.0, 5.0))
+    assert Window((-1.0, 0.5), (3.0, 5.0)).union(box) == Window((-1.0, 1.0), (2.0, 5.0))
+    assert box.squared() == Window((-0.5, 1.5), (2.0, 4.0)) and Window((0.0, 3.0), (0.0, 1.0)).squared() == Window(
+        (0.0, 3.0), (-1.0, 2.0)
+    )
+    assert box.contains(box) and box.padded(0.1).contains(box) and not box.contains(box.padded(0.1))
+    for outside in [
+        ((-0.1, 1.0), (2.0, 4.0)),
+        ((0.0, 1.1), (2.0, 4.0)),
+        ((0.0, 1.0), (1.9, 4.0)),
+        ((0.0, 1.0), (2.0, 4.1)),
+    ]:
+        assert not box.contains(Window(*outside)), outside
+
+
 def test_the_is_standard_error_is_the_spread_of_the_estimate():
     """log-weights ~ N(0, 1): over 300 repetitions of k = 1,000 draws, the s.d. of the estimate matches the
     delta-method standard error sqrt(1/ESS - 1/k) of each one (its mean), within 15%."""
