@@ -31,7 +31,7 @@ from pages.parts.live_charts import live_charts
 from pages.parts.loads import dataset
 from pages.parts.messages import show_job_messages
 
-PICTURES_S = 2.0  # pictures are recomputed at most this often while a run trains
+PICTURES_S = 1.0  # pictures are recomputed at most this often while a run trains (a few ms for mlp models)
 PREVIEW_IMAGES = 8  # test images (and reconstructions, and prior samples) in the picture rows
 LATENT_POINTS = 500  # SVG dots redrawn at each refresh: enough to see the clusters, light for the browser
 
