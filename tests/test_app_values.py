@@ -110,7 +110,10 @@ def test_train_pause_freezes_the_step_resume_goes_on_save_writes_a_loadable_file
     at.sidebar.number_input(key="steps").set_value(1_000_000).run()
     button(at, "Start").click().run()
     job = at.session_state["job:train"]
-    step = lambda: job.snapshot().runs[0].step  # noqa: E731
+
+    def step() -> int:
+        return job.snapshot().runs[0].step
+
     wait_for(lambda: step() > 0, "the first steps")
 
     button(at, "Pause").click().run()

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iwavb.data.loading import MNIST_FILES, DataError, load_dataset, read_idx
-from iwavb.data.splits import BatchSampler, binarize
+from iwavb.data.splits import BatchSampler, Split, binarize
 
 REAL = [
     ("mnist", "MNIST", (55_000, 5_000, 10_000), 10),
@@ -44,7 +44,10 @@ def test_real_data_sets_have_the_papers_splits(name, folder, sizes, classes):
 def test_omniglot_splits_are_disjoint():
     require_data("omniglot-py")
     data = load_dataset("omniglot")
-    rows = lambda s: {bytes(r) for r in s.images.numpy()}  # noqa: E731
+
+    def rows(split: Split) -> set[bytes]:
+        return {bytes(r) for r in split.images.numpy()}
+
     assert not rows(data.test) & rows(data.valid)
 
 
