@@ -12,6 +12,7 @@ and visible, no stale element left). Prints one line per change and the median. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -19,7 +20,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -40,13 +43,13 @@ ALL_DRAWN = """([expected, text]) => {
 }"""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _serve(port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def serve(port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`streamlit run app.py` on `port` (with `env` added to this process's environment), once it answers."""
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
@@ -64,6 +67,23 @@ def _serve(port: int, log: Path, env: dict[str, str] | None = None) -> subproces
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def app_in_browser(log: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+    """The app served on a free port and a headless Chromium: (the app's URL, the browser); both end with it."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = serve(port, log, env)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield f"http://127.0.0.1:{port}", browser
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
 def _wait_drawn(page, expected: int, point: int, timeout_s: float) -> float:
     """Seconds until the page shows test point `point` with all its charts drawn."""
     start = time.perf_counter()
@@ -79,38 +99,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--query", default="", help="more URL query settings, e.g. 'k=20'")
     parser.add_argument("--screenshot", default="", help="save a screenshot of the last state here")
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
-    port = _free_port()
-    server = _serve(port, Path("/tmp") / f"posteriors-bench-{port}.log")
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            query = f"data={args.data}" + (f"&{args.query}" if args.query else "")
-            started = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/posteriors?{query}")
-            page.get_by_role("heading", name="Posteriors").wait_for(timeout=120_000)
-            _wait_drawn(page, args.charts, 0, 180)
-            first = time.perf_counter() - started
-            print(f"first load: {first:.2f} s (imports, checkpoints, first views)")
-            box = page.get_by_label("test point")
-            times = []
-            for point in [int(p) for p in args.points.split(",")]:
-                box.fill(str(point))
-                t0 = time.perf_counter()
-                box.press("Enter")
-                _wait_drawn(page, args.charts, point, 120)
-                seconds = time.perf_counter() - t0
-                times.append(seconds)
-                print(f"test point {point}: all charts drawn in {seconds:.2f} s")
-            print(f"median over {len(times)} changes: {statistics.median(times):.2f} s")
-            if args.screenshot:
-                page.screenshot(path=args.screenshot, full_page=True)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(15)
+    with app_in_browser(Path("/tmp") / "posteriors-bench.log") as (url, browser):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        query = f"data={args.data}" + (f"&{args.query}" if args.query else "")
+        started = time.perf_counter()
+        page.goto(f"{url}/posteriors?{query}")
+        page.get_by_role("heading", name="Posteriors").wait_for(timeout=120_000)
+        _wait_drawn(page, args.charts, 0, 180)
+        first = time.perf_counter() - started
+        print(f"first load: {first:.2f} s (imports, checkpoints, first views)")
+        box = page.get_by_label("test point")
+        times = []
+        for point in [int(p) for p in args.points.split(",")]:
+            box.fill(str(point))
+            t0 = time.perf_counter()
+            box.press("Enter")
+            _wait_drawn(page, args.charts, point, 120)
+            seconds = time.perf_counter() - t0
+            times.append(seconds)
+            print(f"test point {point}: all charts drawn in {seconds:.2f} s")
+        print(f"median over {len(times)} changes: {statistics.median(times):.2f} s")
+        if args.screenshot:
+            page.screenshot(path=args.screenshot, full_page=True)
 
 
 if __name__ == "__main__":

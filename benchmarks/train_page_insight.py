@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.posteriors_page import CHROMIUM, CHROMIUM_ARGS, _free_port, _serve
+from benchmarks.posteriors_page import app_in_browser
 
 # The text of every chart title in a frame (Plotly draws them in SVG; the live charts are in a component's iframe).
 TITLES = "() => [...document.querySelectorAll('.gtitle')].map(t => t.textContent).join(' | ')"
@@ -29,41 +29,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--at", default="4,6,8,10,12", help="seconds after Start at which to take screenshots")
     parser.add_argument("--out", default="test-artifacts/insight", help="folder of the screenshots")
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     folders = Path(tempfile.mkdtemp(prefix="insight-"))
     env = {"IWAVB_PRETRAINED_DIR": str(folders / "pretrained"), "IWAVB_RUNS_DIR": str(folders / "runs")}
     for folder in env.values():
         Path(folder).mkdir()
-    port = _free_port()
-    server = _serve(port, folders / "server.log", env)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"http://127.0.0.1:{port}/train?{args.query}")
-            start = page.get_by_role("button", name="Start")
-            start.wait_for(timeout=120_000)
-            page.wait_for_timeout(1_000)
-            start.click()
-            clicked = time.perf_counter()
-            for seconds in [float(s) for s in args.at.split(",")]:
-                page.wait_for_timeout(max(0.0, clicked + seconds - time.perf_counter()) * 1000)
-                shot = out / f"train-{seconds:g}s.png"
-                page.screenshot(path=str(shot), full_page=True)
-                step = re.search(r"· step ([\d,]+) of", page.locator("body").inner_text())  # the run's caption
-                titles = " | ".join(frame.evaluate(TITLES) for frame in page.frames)  # the charts are in an iframe
-                pictures = re.search(r"What the model does at step ([\d,]+)", titles)
-                print(
-                    f"{seconds:5.1f} s after Start: training at {'step ' + step.group(1) if step else 'no step yet'}; "
-                    f"pictures {'of step ' + pictures.group(1) if pictures else 'not shown yet'} -> {shot}"
-                )
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(15)
+    with app_in_browser(folders / "server.log", env) as (url, browser):
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(f"{url}/train?{args.query}")
+        start = page.get_by_role("button", name="Start")
+        start.wait_for(timeout=120_000)
+        page.wait_for_timeout(1_000)
+        start.click()
+        clicked = time.perf_counter()
+        for seconds in [float(s) for s in args.at.split(",")]:
+            page.wait_for_timeout(max(0.0, clicked + seconds - time.perf_counter()) * 1000)
+            shot = out / f"train-{seconds:g}s.png"
+            page.screenshot(path=str(shot), full_page=True)
+            step = re.search(r"· step ([\d,]+) of", page.locator("body").inner_text())  # the run's caption
+            titles = " | ".join(frame.evaluate(TITLES) for frame in page.frames)  # the charts are in an iframe
+            pictures = re.search(r"What the model does at step ([\d,]+)", titles)
+            print(
+                f"{seconds:5.1f} s after Start: training at {'step ' + step.group(1) if step else 'no step yet'}; "
+                f"pictures {'of step ' + pictures.group(1) if pictures else 'not shown yet'} -> {shot}"
+            )
 
 
 if __name__ == "__main__":
