@@ -14,6 +14,7 @@ import torch
 
 from iwavb import cli
 from iwavb.cli import parser as cli_parser
+from iwavb.core.bounds import log_weights
 from iwavb.core.config import ModelConfig
 from iwavb.core.model import LatentVariableModel, log_prior
 from iwavb.evaluation.ais import AISConfig, _evaluate, _hmc_move, ais, annealing_schedule, model_ais_log_px
@@ -32,6 +33,8 @@ from iwavb.evaluation.importance import (
     fit_proposal,
     importance_log_px,
     model_importance_log_px,
+    model_log_joint,
+    model_log_weights,
     proposal_log_weights,
     q_proposal,
 )
@@ -397,3 +400,21 @@ def test_cli_choices_are_the_library_estimators():
     cli_parser.add_eval_parser(parser.add_subparsers())
     action = next(a for a in parser._subparsers._group_actions[0].choices["eval"]._actions if a.dest == "estimator")
     assert tuple(action.choices) == ESTIMATORS
+
+
+def test_is_weights_are_qs_own_for_a_gaussian_q_and_the_configured_fit_for_an_implicit_one():
+    """A Gaussian q is its own proposal: the IS weights are the bound's log-weights (3.1) on the same draws. An
+    implicit q's proposal is the Student-t fitted with the configured widening and degrees of freedom."""
+    x = binary_images(3)
+    gaussian = small_model("gaussian")
+    torch.manual_seed(5)
+    expected = log_weights(gaussian, x, 7).log_w
+    torch.manual_seed(5)
+    assert torch.equal(model_log_weights(gaussian, x, ISConfig())(7), expected)
+
+    implicit, config = small_model("implicit"), ISConfig(fit_samples=50, widen=1.7, df=3.0)
+    torch.manual_seed(6)
+    fitted = q_proposal(implicit, x, config.fit_samples, config.widen, config.df)
+    expected = proposal_log_weights(model_log_joint(implicit, x), fitted)(7)
+    torch.manual_seed(6)
+    assert torch.equal(model_log_weights(implicit, x, config)(7), expected)
