@@ -21,7 +21,7 @@ from .config import TrainConfig
 STATE_FLOATS_PER_PARAMETER = 6  # weights 1 + Adam's moments 2, and the rollback copy of those 3
 ALLOCATOR_MARGIN = 1.25
 CPU_RUNTIME = 300_000_000  # PyTorch's own buffers, allocator and threads on a CPU: measured about 0.2 GB
-VALIDATION_BATCH = 500  # images the trainer scores at a time when it validates (trainer.EVAL_BATCH)
+VALIDATION_BATCH = 500  # images the trainer scores at a time when it validates
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ from ..files import FileSignature, file_signature
 from .checkpoint import Checkpoint, CheckpointError, RunExists, optimizer_parameters, save_checkpoint
 from .config import Accelerate, TrainConfig
 from .device import device_description, resolve_device
+from .memory import VALIDATION_BATCH
 from .records import Record, Truth, TruthProbe
 from .resources import check_training_fits
 from .step import GraphedStep, Metrics, autocast, resolve_accelerate, uses_graph
 
 VALID_SUBSET = 1_000  # validation images scored at each evaluation (fixed images, fixed binarisation)
-EVAL_BATCH = 500
 TRUTH_SHARE = 0.1  # the truth probe costs at most this share of the training time (and once more at the end)
 TRUTH_FIRST_S = 2.0  # training seconds before its first reading: a new run shows its pictures first
 
@@ -170,7 +170,7 @@ class Trainer:
         """Mean bound (K as in training) on a fixed validation subset; uses T for an implicit q."""
         noise = torch.Generator(self.device).manual_seed(FIXED_SEED)  # the same draws at every evaluation
         with eval_mode(self.model):
-            return mean_bound(self.model, self._valid_x, self.config.k, noise, EVAL_BATCH)
+            return mean_bound(self.model, self._valid_x, self.config.k, noise, VALIDATION_BATCH)
 
     def run(self) -> Iterator[Record]:
         """Train until `config.steps`, yielding a Record every `log_every` steps; ends early on stop()."""
