@@ -128,6 +128,30 @@ def test_settings_live_in_the_url(app):
     # Writing a changed widget into the URL is the browser's job: tests/test_browser.py checks it.
 
 
+def test_the_train_pages_latent_size_starts_at_8_for_images_and_keeps_a_chosen_one(app):
+    at = on_page(app, "pages/train.py")
+    data, latent = at.sidebar.selectbox(key="data"), at.sidebar.select_slider(key="latent")
+    assert (data.value, latent.value) == ("toy", 2)
+    data.set_value("mnist").run()
+    assert at.sidebar.select_slider(key="latent").value == 8  # untouched: it follows the data set's default
+    data.set_value("toy").run()
+    assert at.sidebar.select_slider(key="latent").value == 2
+    at.sidebar.select_slider(key="latent").set_value(4).run()
+    at.sidebar.selectbox(key="data").set_value("fashion").run()
+    assert at.sidebar.select_slider(key="latent").value == 4  # chosen: it stays
+
+
+def test_a_linked_latent_size_is_kept_for_images(app):
+    at = app.switch_page("pages/train.py")
+    at.query_params["data"] = "mnist"
+    at.query_params["latent"] = "2"
+    at.run()
+    assert at.sidebar.select_slider(key="latent").value == 2
+    at.query_params.pop("latent")
+    at.sidebar.selectbox(key="data").set_value("fashion").run()
+    assert at.sidebar.select_slider(key="latent").value == 2
+
+
 def test_loading_a_checkpoint_opens_it_on_the_train_page(app, folders):
     _, runs = folders
     path = save_toy_run(runs, "iwae")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from contextlib import ExitStack
 
@@ -81,3 +82,11 @@ def test_benchmark_reports_every_method_with_its_looped_baseline(tmp_path, capsy
         assert by_case[(method, "looped")]["flops_per_step"] > by_case[(method, "vectorised")]["flops_per_step"]
     out = capsys.readouterr().out
     assert "| mlp | iwavb | 3 | looped |" in out and "load average" in out
+
+
+def test_the_recognisability_benchmark_reads_lists_of_whole_numbers_and_names_a_bad_one():
+    from benchmarks.recognisable import numbers
+
+    assert numbers("2,8") == [2, 8]
+    with pytest.raises(argparse.ArgumentTypeError, match="'2,x'"):
+        numbers("2,x")

@@ -18,6 +18,7 @@ from iwavb.data.names import DATASETS, DatasetName
 
 LATENT_SIZES = (2, 4, 8, 16, 32)  # l = 2 draws true posteriors; the paper uses 8 and 32
 SEEDS = (0, 2**31 - 1)  # the range of a seed a run accepts
+LATENT_DEFAULT = "latent_default"  # session state: the default the latent size was last shown with
 NOTICES = "link_notices"  # session state: key -> (notice, the widget's value when it was given)
 T = TypeVar("T")
 
@@ -87,8 +88,16 @@ def dataset_select() -> DatasetName:
     return bound(st.selectbox, "data set", "data", one_of(DATASETS), DATASETS)
 
 
-def latent_select(help: str) -> int:
-    return bound(st.select_slider, "latent size l", "latent", one_of(LATENT_SIZES), LATENT_SIZES, value=2, help=help)
+def latent_select(help: str, default: int = 2) -> int:
+    """The latent size, from `default` (the Train page's depends on the data set). While l still holds the default
+    it was last shown with, it follows a new one (MNIST after the toy: 8 after 2); a size chosen or linked stays."""
+    shown_default = st.session_state.get(LATENT_DEFAULT)
+    if shown_default not in (None, default) and st.session_state.get("latent") == shown_default:
+        st.session_state["latent"] = default
+    st.session_state[LATENT_DEFAULT] = default
+    return bound(
+        st.select_slider, "latent size l", "latent", one_of(LATENT_SIZES), LATENT_SIZES, value=default, help=help
+    )
 
 
 def k_slider(label: str, low: int = 2, high: int = 50) -> int:
