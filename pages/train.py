@@ -26,9 +26,9 @@ from pages.parts.widgets import (
 REFRESH_S = 0.5  # numbers and curves; the pictures follow every few seconds (pages/parts/live.py)
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 DEVICES = ("auto", "cpu", "cuda")
-# The first latent size offered: the toy's plane is l = 2; images start at l = 8, whose MNIST reconstructions are
-# recognisable digits after ~200 steps (10 s of a 2-core CPU) where l = 2's are still half blurred
-# (docs/background.md, "Time to insight").
+# The first latent size offered: the toy's plane is l = 2; images start at l = 8, whose MNIST reconstructions
+# read as digits after ~200 steps (10 s on a 2-core CPU), where l = 2's are still half blurred
+# (python -m benchmarks.recognisable; benchmarks/README.md, "Time to insight").
 TEACHING_LATENT = {"toy": 2}
 
 with st.sidebar:

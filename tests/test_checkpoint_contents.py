@@ -71,21 +71,56 @@ def test_weights_that_do_not_fit_are_named_missing_unexpected_and_of_the_wrong_s
     names = sorted(k for k in tensors if k.startswith("model."))
     for name in names[:4]:
         del tensors[name]
-    tensors["model.extra.weight"] = torch.zeros(2)
-    tensors[names[4]] = torch.zeros(1, 1)
-    missing = ", ".join(n.removeprefix("model.") for n in names[:3])
+    for extra in "abcd":
+        tensors[f"model.extra.{extra}"] = torch.zeros(2)
+    for name in names[4:8]:
+        tensors[name] = torch.zeros(1, 1)
+    missing, wrong = (", ".join(n.removeprefix("model.") for n in chosen[:3]) for chosen in (names, names[4:]))
     expected = (
-        f"{path}: its weights do not fit its own configuration: 4 missing ({missing}); 1 unexpected (extra.weight); "
-        f"1 of the wrong shape ({names[4].removeprefix('model.')})"
+        f"{path}: its weights do not fit its own configuration: 4 missing ({missing}); "
+        f"4 unexpected (extra.a, extra.b, extra.c); 4 of the wrong shape ({wrong})"
     )
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(rewrite(path, tensors))
-    assert str(caught.value) == expected
+    assert str(caught.value) == expected  # each list named, its first three, with ", " between them
 
-    only_unexpected = {**load_file(str(save_checkpoint(tmp_path / "b.safetensors", CONFIG, model(), 3, [])))}
-    only_unexpected["model.extra.weight"] = torch.zeros(2)
-    with pytest.raises(CheckpointError, match=r"b\.safetensors: .*: 1 unexpected \(extra\.weight\)$"):
-        load_checkpoint(rewrite(tmp_path / "b.safetensors", only_unexpected))
+    for name, alone in (("b", "model.extra.weight"), ("c", names[4])):  # one kind of misfit alone
+        tensors = load_file(str(save_checkpoint(tmp_path / f"{name}.safetensors", CONFIG, model(), 3, [])))
+        tensors[alone] = torch.zeros(2) if alone not in tensors else torch.zeros(1, 1)
+        with pytest.raises(CheckpointError) as caught:
+            load_checkpoint(rewrite(tmp_path / f"{name}.safetensors", tensors))
+        kind = "1 unexpected (extra.weight)" if name == "b" else f"1 of the wrong shape ({names[4][6:]})"
+        assert str(caught.value).endswith(f"configuration: {kind}")
+
+
+def test_optimiser_state_for_an_optimiser_the_model_lacks_is_named(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    meta = read_metadata(path).to_json()
+    meta["optimizer_param_groups"] = {"ghost": [{"params": [0]}]}
+    with pytest.raises(CheckpointError, match=r"optimiser state for ghost, which this kind of model does not have$"):
+        load_checkpoint(rewrite(path, meta=meta))
+
+
+@pytest.mark.parametrize(
+    "name, tensor",
+    [
+        ("generator.cpu", torch.zeros(8, dtype=torch.int64)),  # generator states are bytes
+        ("sampler.order", torch.zeros(4)),  # an order is of whole numbers
+        ("sampler.position", torch.zeros(1, dtype=torch.int64)),  # a position is one number
+        ("sampler.seed", torch.zeros((), dtype=torch.int64)),  # nothing a run saves
+    ],
+)
+def test_a_random_state_of_another_kind_is_refused_by_name(tmp_path, name, tensor):
+    good = {
+        "generator.cpu": torch.zeros(8, dtype=torch.uint8),
+        "sampler.order": torch.arange(4),
+        "sampler.position": torch.tensor(2),
+    }
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [], random_state=good)
+    assert load_checkpoint(path).random_state.keys() == good.keys()
+    path = save_checkpoint(path, CONFIG, model(), 3, [], random_state={**good, name: tensor})
+    with pytest.raises(CheckpointError, match=rf"its random state is not one a run saves: random\.{name}$"):
+        load_checkpoint(path)
 
 
 def test_each_broken_header_is_named(tmp_path):
@@ -157,3 +192,22 @@ def test_a_conv_models_integer_buffers_round_trip_as_integers(tmp_path):
     assert counters  # the conv networks have some
     loaded = load_checkpoint(save_checkpoint(tmp_path / "conv.safetensors", config, net, 0, []))
     assert all(loaded.model_state[k].dtype == torch.int64 for k in counters)
+
+
+def test_a_nan_in_the_metadata_is_refused_by_name_and_nothing_is_written(tmp_path):
+    """Strict JSON: Python would read a NaN back, other safetensors readers would not read the header at all."""
+    path = tmp_path / "run.safetensors"
+    record = Record(3, -1.5, float("nan"), None, None, 10.0, 0.3)  # a validation bound that came out NaN
+    with pytest.raises(CheckpointError, match=r"run.safetensors: not written: NaN or infinite numbers in its metadata"):
+        save_checkpoint(path, CONFIG, model(), 3, [record])
+    assert not path.exists()
+
+
+def test_a_save_that_may_not_replace_leaves_an_existing_file_as_it_was(tmp_path):
+    path = tmp_path / "run.safetensors"
+    path.write_bytes(b"another run")
+    with pytest.raises(checkpoint_module.RunExists, match=f"{re.escape(str(path))} already holds another run"):
+        save_checkpoint(path, CONFIG, model(), 3, [], replace=False)
+    assert path.read_bytes() == b"another run"
+    fresh = tmp_path / "fresh.safetensors"
+    assert load_checkpoint(save_checkpoint(fresh, CONFIG, model(), 3, [], replace=False)).step == 3

@@ -218,7 +218,11 @@ def save_checkpoint(
         owner=owner,
         extras=extras,
     )
-    blob = save(tensors, metadata={META_KEY: json.dumps(meta.to_json(), allow_nan=False)})
+    try:  # strict JSON: a NaN in the header would make the file unreadable to other safetensors readers
+        header = json.dumps(meta.to_json(), allow_nan=False)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: not written: NaN or infinite numbers in its metadata ({err})") from err
+    blob = save(tensors, metadata={META_KEY: header})
     try:
         atomic_write_bytes(path, blob, replace=replace)
     except FileExists as err:
