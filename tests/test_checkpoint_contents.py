@@ -16,10 +16,12 @@ from safetensors.torch import load_file, save_file
 
 from iwavb import __version__
 from iwavb.core.model import LatentVariableModel
+from iwavb.files import file_signature
 from iwavb.training import checkpoint as checkpoint_module
 from iwavb.training.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from iwavb.training.config import TrainConfig
 from iwavb.training.records import Record
+from iwavb.training.trainer import Trainer
 
 CONFIG = TrainConfig.for_method("avb", dataset="toy", latent_dim=2, hidden=8, noise_dim=4, steps=5)
 
@@ -93,12 +95,80 @@ def test_weights_that_do_not_fit_are_named_missing_unexpected_and_of_the_wrong_s
         assert str(caught.value).endswith(f"configuration: {kind}")
 
 
-def test_optimiser_state_for_an_optimiser_the_model_lacks_is_named(tmp_path):
+def trained_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A checkpoint with both optimisers' Adam state (one step of AVB on the toy): its tensors and its header."""
+    trainer = Trainer(CONFIG)
+    trainer.train_step()
+    trainer.save(path)
+    return load_file(str(path)), read_metadata(path).to_json()
+
+
+def without(tensors: dict[str, torch.Tensor], slot: str, count: int) -> dict[str, torch.Tensor]:
+    """The tensors less `slot` of the optimiser's first `count` parameters."""
+    return {k: v for k, v in tensors.items() if not any(k == f"optim.optimizer.{i}.{slot}" for i in range(count))}
+
+
+def test_each_flaw_in_the_optimisers_state_is_named(tmp_path):
+    path = tmp_path / "a.safetensors"
+    tensors, meta = trained_checkpoint(path)
+    params = len(meta["optimizer_param_groups"]["optimizer"][0]["params"])
+    assert load_checkpoint(path).optimizer_states.keys() == {"optimizer", "disc_optimizer"}
+    ghosts = {
+        **meta,
+        "optimizer_param_groups": {
+            **meta["optimizer_param_groups"],
+            "ghost": [{"params": [0]}],
+            "phantom": [{"params": [0]}],
+        },
+    }
+    one_less = {**meta, "optimizer_param_groups": {**meta["optimizer_param_groups"]}}
+    one_less["optimizer_param_groups"]["optimizer"] = [{**one_less["optimizer_param_groups"]["optimizer"][0]}]
+    one_less["optimizer_param_groups"]["optimizer"][0]["params"] = list(range(params - 1))
+    exp_avg = tensors["optim.optimizer.0.exp_avg"].clone()  # safetensors writes no tensor twice
+    broken = {
+        "optimiser state for ghost, phantom, which this kind of model does not have$": (tensors, ghosts),
+        f"optimizer_param_groups.optimizer lists {params - 1} parameters; the model has {params}$": (tensors, one_less),
+        f"optimiser tensor optim.optimizer.{params}.step: there is no parameter {params}$": (
+            {**tensors, f"optim.optimizer.{params}.step": torch.zeros(())},
+            meta,
+        ),
+        "optimiser tensor optim.optimizer.0.momentum: Adam has no state 'momentum'$": (
+            {**tensors, "optim.optimizer.0.momentum": exp_avg},
+            meta,
+        ),
+        "optimiser tensor optim.optimizer.0.exp_avg.x belongs to no optimiser in the metadata$": (
+            {**tensors, "optim.optimizer.0.exp_avg.x": exp_avg},
+            meta,
+        ),
+        rf"optimiser tensor optim.optimizer.0.exp_avg has shape \(3,\), not \({exp_avg.shape[0]}, ": (
+            {**tensors, "optim.optimizer.0.exp_avg": torch.zeros(3)},
+            meta,
+        ),
+        r"Adam's state of optimizer.0, optimizer.1, optimizer.2 lacks one of exp_avg, exp_avg_sq, step$": (
+            without(tensors, "exp_avg_sq", 4),
+            meta,
+        ),
+    }
+    for message, (flawed, header) in broken.items():
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(rewrite(path, flawed, header))
+
+
+def test_non_finite_weights_are_named_three_and_more(tmp_path):
     path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
-    meta = read_metadata(path).to_json()
-    meta["optimizer_param_groups"] = {"ghost": [{"params": [0]}]}
-    with pytest.raises(CheckpointError, match=r"optimiser state for ghost, which this kind of model does not have$"):
-        load_checkpoint(rewrite(path, meta=meta))
+    tensors = load_file(str(path))
+    names = sorted(k for k in tensors if k.startswith("model."))[:4]
+    for name in names:
+        tensors[name] = torch.full_like(tensors[name], float("nan"))
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"NaN or infinite values in {', '.join(names[:3])} and more: ")
+    ):
+        load_checkpoint(rewrite(path, tensors))
+
+
+def test_a_loaded_checkpoint_knows_its_files_signature(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    assert load_checkpoint(path).signature == file_signature(path.resolve()) is not None
 
 
 @pytest.mark.parametrize(
