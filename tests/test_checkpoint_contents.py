@@ -154,14 +154,28 @@ def test_each_flaw_in_the_optimisers_state_is_named(tmp_path):
             load_checkpoint(rewrite(path, flawed, header))
 
 
-def test_non_finite_weights_are_named_three_and_more(tmp_path):
+@pytest.mark.parametrize("count, more", [(3, ""), (4, " and more")])
+def test_non_finite_weights_are_named_three_and_more(tmp_path, count, more):
     path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
     tensors = load_file(str(path))
-    names = sorted(k for k in tensors if k.startswith("model."))[:4]
+    names = sorted(k for k in tensors if k.startswith("model."))[:count]
     for name in names:
         tensors[name] = torch.full_like(tensors[name], float("nan"))
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(rewrite(path, tensors))
+    assert str(caught.value) == (
+        f"{path}: NaN or infinite values in {', '.join(names[:3])}{more}: "
+        "these weights cannot be evaluated or trained further"
+    )
+
+
+def test_whole_numbers_where_weights_are_real_are_named(tmp_path):
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
+    tensors = load_file(str(path))
+    name = sorted(k for k in tensors if k.startswith("model."))[0]
+    tensors[name] = tensors[name].to(torch.int64)
     with pytest.raises(
-        CheckpointError, match=re.escape(f"NaN or infinite values in {', '.join(names[:3])} and more: ")
+        CheckpointError, match=re.escape(f"tensors of the wrong kind (whole numbers for real ones?): {name}")
     ):
         load_checkpoint(rewrite(path, tensors))
 
