@@ -169,15 +169,17 @@ def test_non_finite_weights_are_named_three_and_more(tmp_path, count, more):
     )
 
 
-def test_whole_numbers_where_weights_are_real_are_named(tmp_path):
+def test_whole_numbers_where_weights_are_real_are_named_three_at_most(tmp_path):
     path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
     tensors = load_file(str(path))
-    name = sorted(k for k in tensors if k.startswith("model."))[0]
-    tensors[name] = tensors[name].to(torch.int64)
-    with pytest.raises(
-        CheckpointError, match=re.escape(f"tensors of the wrong kind (whole numbers for real ones?): {name}")
-    ):
+    names = sorted(k for k in tensors if k.startswith("model."))[:4]
+    for name in names:
+        tensors[name] = tensors[name].to(torch.int64)
+    with pytest.raises(CheckpointError) as caught:
         load_checkpoint(rewrite(path, tensors))
+    assert str(caught.value).endswith(
+        f"tensors of the wrong kind (whole numbers for real ones?): {', '.join(names[:3])}"
+    )
 
 
 def test_a_loaded_checkpoint_knows_its_files_signature(tmp_path):
@@ -207,6 +209,16 @@ def test_a_random_state_of_another_kind_is_refused_by_name(tmp_path, name, tenso
         load_checkpoint(path)
 
 
+def test_random_state_of_other_kinds_is_named_three_at_most(tmp_path):
+    odd = {f"sampler.seed{i}": torch.zeros(()) for i in range(4)}
+    path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [], random_state=odd)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).endswith(
+        "not one a run saves: random.sampler.seed0, random.sampler.seed1, random.sampler.seed2"
+    )
+
+
 def test_each_broken_header_is_named(tmp_path):
     path = save_checkpoint(tmp_path / "a.safetensors", CONFIG, model(), 3, [])
     with pytest.raises(CheckpointError, match=r"a\.safetensors: its metadata is not valid JSON: Expecting"):
@@ -217,6 +229,14 @@ def test_each_broken_header_is_named(tmp_path):
         CheckpointError, match=r"a\.safetensors: metadata: missing fields format_version, config, step$"
     ):
         load_checkpoint(rewrite(path, meta={"format": "iwavb-checkpoint"}))
+    meta = read_metadata(save_checkpoint(path, CONFIG, model(), 3, [])).to_json()
+    for field, value, message in [
+        ("format_version", 0, "format_version 0 is not one this version reads (1 to 1)"),
+        ("step", -1, "step (-1) and train_seconds (0.0) cannot be negative"),
+        ("train_seconds", -1.0, "step (3) and train_seconds (-1.0) cannot be negative"),
+    ]:
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            read_metadata(rewrite(path, meta={**meta, field: value, "history": []}))
 
 
 def test_unreadable_weights_and_stray_optimiser_tensors_are_named(tmp_path, monkeypatch):

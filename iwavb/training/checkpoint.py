@@ -311,7 +311,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: its random state is not one a run saves: {', '.join(odd[:3])}")
     return Checkpoint(
         meta=meta,
-        model_state={k.removeprefix(MODEL_PREFIX): tensors[MODEL_PREFIX + k] for k in expected},
+        model_state={k: tensors[MODEL_PREFIX + k] for k in expected},
         optimizer_states=_unflatten_optimizers(tensors, meta.optimizer_param_groups),
         random_state={k.removeprefix(RANDOM_PREFIX): v for k, v in tensors.items() if k.startswith(RANDOM_PREFIX)},
         path=path,
