@@ -149,8 +149,7 @@ class Checkpoint:
     def build_model(self, device: torch.device | str = "cpu") -> LatentVariableModel:
         """The model with these weights, in eval mode, in float32 on `device`."""
         model = LatentVariableModel(self.config.model_config())  # its shapes are those checked at load
-        own = model.state_dict()
-        model.load_state_dict({k: v.to(own[k].dtype) for k, v in self.model_state.items()})
+        model.load_state_dict(self.model_state)  # copied into the float32 tensors: float16 weights are cast
         return model.to(device).eval()
 
 
