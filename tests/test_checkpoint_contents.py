@@ -6,6 +6,7 @@ Files are written here with safetensors directly, so that each test can leave ou
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 
@@ -237,6 +238,25 @@ def test_each_broken_header_is_named(tmp_path):
     ]:
         with pytest.raises(CheckpointError, match=re.escape(message)):
             read_metadata(rewrite(path, meta={**meta, field: value, "history": []}))
+    record = Record(2, -1.5, None, None, None, 10.0, 0.3).to_dict()
+    for history, message in [
+        ([record, record], "history[1].step is 2: the history's steps must rise, from 1 to the checkpoint's step 3"),
+        ([{**record, "step": 0}], "history[0].step is 0: the history's steps must rise"),
+    ]:
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            read_metadata(rewrite(path, meta={**meta, "history": history}))
+    for groups, message in [
+        ([{}], "optimizer_param_groups.optimizer: each group needs a list of 'params'"),
+        ([{"params": [0, 2]}], "optimizer_param_groups.optimizer: 'params' must number the parameters 0, 1, 2, ..."),
+        ([{"params": [False]}], "optimizer_param_groups.optimizer: 'params' must number the parameters 0, 1, 2, ..."),
+    ]:
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            read_metadata(rewrite(path, meta={**meta, "optimizer_param_groups": {"optimizer": groups}}))
+    with pytest.raises(CheckpointError, match=r"a\.safetensors: its metadata is not a JSON object but a list$"):
+        read_metadata(rewrite(path, meta="[1, 2]"))
+    os.mkfifo(tmp_path / "pipe.safetensors")  # exists, is no folder, and holds no file
+    with pytest.raises(CheckpointError, match=r"pipe\.safetensors is not a regular file, so not a checkpoint$"):
+        read_metadata(tmp_path / "pipe.safetensors")
 
 
 def test_unreadable_weights_and_stray_optimiser_tensors_are_named(tmp_path, monkeypatch):
