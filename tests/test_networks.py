@@ -2,6 +2,8 @@
 shape: a channel count, a kernel, a stride or a padding that differs from AVB's would still map 784 pixels
 to 784 logits, so each layer is compared with the architecture as the AVB authors' code builds it."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -96,49 +98,42 @@ AVB_ADVERSARY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def conv_models() -> dict[str, LatentVariableModel]:
-    """A conv model of each kind of q (built once: the adversary alone has 17 million weights)."""
+def conv_model(kind: str, hidden: int = 300) -> LatentVariableModel:
+    """A conv model of a Gaussian, an implicit or an adaptive-contrast q (built in each test, not in a shared
+    fixture: mutmut runs for each mutant only the tests that called the mutated code while they ran)."""
     torch.manual_seed(0)
-    return {
-        "gaussian": LatentVariableModel(ModelConfig(latent_dim=LATENT, q="gaussian", family="conv")),
-        "implicit": LatentVariableModel(ModelConfig(latent_dim=LATENT, q="implicit", family="conv")),
-        "adaptive": LatentVariableModel(
-            ModelConfig(latent_dim=LATENT, q="implicit", family="conv", contrast="adaptive")
-        ),
-    }
+    q = "gaussian" if kind == "gaussian" else "implicit"
+    contrast = "adaptive" if kind == "adaptive" else "none"
+    return LatentVariableModel(ModelConfig(latent_dim=LATENT, q=q, family="conv", hidden=hidden, contrast=contrast))
 
 
-def test_the_conv_encoders_and_decoder_are_avbs_layer_for_layer(conv_models):
+def test_the_conv_encoders_and_decoder_are_avbs_layer_for_layer():
+    gaussian, implicit, adaptive = (conv_model(kind) for kind in ("gaussian", "implicit", "adaptive"))
     # Gaussian q: AVB's features, then mean and log-variance
-    assert layers(conv_models["gaussian"].encoder) == [*AVB_FEATURES, ("dense", 512, 2 * LATENT)]
+    assert layers(gaussian.encoder) == [*AVB_FEATURES, ("dense", 512, 2 * LATENT)]
     # implicit q: the features and the noise (32) through one hidden layer of 512 ELUs to z
-    assert layers(conv_models["implicit"].encoder) == [
-        *AVB_FEATURES,
-        ("dense", 512 + 32, 512),
-        ("ELU",),
-        ("dense", 512, LATENT),
-    ]
+    assert layers(implicit.encoder) == [*AVB_FEATURES, ("dense", 512 + 32, 512), ("ELU",), ("dense", 512, LATENT)]
     # adaptive contrast: z0 and the coefficients of 16 basis vectors from the features
-    assert layers(conv_models["adaptive"].encoder) == [
-        *AVB_FEATURES,
-        ("dense", 512, LATENT),
-        ("dense", 512, 16 * LATENT),
-    ]
-    for model in conv_models.values():
+    assert layers(adaptive.encoder) == [*AVB_FEATURES, ("dense", 512, LATENT), ("dense", 512, 16 * LATENT)]
+    for model in (gaussian, implicit, adaptive):
         assert layers(model.decoder) == AVB_DECODER
 
 
-def test_the_conv_adversary_is_avbs(conv_models):
+def test_the_conv_adversary_is_avbs():
     for kind in ("implicit", "adaptive"):
-        assert layers(conv_models[kind].discriminator) == AVB_ADVERSARY
-    assert conv_models["gaussian"].discriminator is None
+        assert layers(conv_model(kind).discriminator) == AVB_ADVERSARY
+    assert conv_model("gaussian").discriminator is None
 
 
-def test_adaptive_contrasts_basis_vectors_are_three_128_unit_elu_layers_of_their_own_noise(conv_models):
-    basis = conv_models["adaptive"].encoder.basis
+@pytest.mark.parametrize("family, hidden, width", [("conv", 64, 128), ("mlp", 64, 64), ("mlp", 300, 128)])
+def test_adaptive_contrasts_basis_vectors_are_three_elu_layers_of_their_own_noise(family, hidden, width):
+    """AVB's basis vectors have 128 units per layer (the conv family, whatever `hidden` says); the mlp family
+    narrows them to its own width where that is smaller (the toy: 64)."""
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=LATENT, family=family, hidden=hidden, contrast="adaptive")
+    basis = LatentVariableModel(config).encoder.basis
     assert isinstance(basis, BasisNets)
-    sizes = [(32, 128), (128, 128), (128, 128), (128, LATENT)]
+    sizes = [(32, width), (width, width), (width, width), (width, LATENT)]
     assert [tuple(w.shape) for w in basis.weights] == [(16, *size) for size in sizes]
     assert [tuple(b.shape) for b in basis.biases] == [(16, 1, size[1]) for size in sizes]
     # each v_i is its own MLP: v = W3 elu(W2 elu(W1 elu(W0 e + b0) + b1) + b2) + b3, basis vector by basis vector
@@ -149,6 +144,18 @@ def test_adaptive_contrasts_basis_vectors_are_three_128_unit_elu_layers_of_their
         if i < 3:
             expected = nn.functional.elu(expected)
     torch.testing.assert_close(basis(e), expected)
+
+
+def test_basis_weights_start_as_nn_linears_do():
+    """Uniform on +-1/sqrt(fan-in), each layer's weights and biases: tens of thousands of draws reach within a
+    few percent of both ends."""
+    torch.manual_seed(0)
+    basis = BasisNets(16, 32, LATENT)
+    for w, b in zip(basis.weights, basis.biases):
+        bound = 1 / math.sqrt(w.shape[1])
+        for tensor in (w, b):
+            assert tensor.abs().max() <= bound
+            assert tensor.max() > 0.9 * bound and tensor.min() < -0.9 * bound, (tuple(tensor.shape), bound)
 
 
 def test_the_conv_stack_sees_pixels_in_minus_one_to_one_and_the_sizes_avb_gives():
@@ -166,3 +173,55 @@ def test_the_conv_stack_sees_pixels_in_minus_one_to_one_and_the_sizes_avb_gives(
     assert decoder(torch.randn(3, LATENT)).shape == (3, 784)
     assert seen["dense"].shape == (3, 512, 7, 7)
     assert seen["deconvs"].shape == (3, 64, 28, 28)
+
+
+SMALL = {"data_dim": 784, "latent_dim": 3, "hidden": 16, "noise_dim": 4}
+
+
+def test_a_gaussian_q_draws_mean_plus_std_times_its_generators_noise_and_knows_their_density():
+    torch.manual_seed(0)
+    encoder = LatentVariableModel(ModelConfig(q="gaussian", **SMALL)).encoder
+    x = torch.rand(5, 784).round()
+    sample = encoder.sample(x, 7, torch.Generator().manual_seed(1))
+    mean, log_var = encoder(x)
+    eps = torch.randn(5, 7, 3, generator=torch.Generator().manual_seed(1))  # (2.6): the same draws
+    std = torch.exp(0.5 * log_var).unsqueeze(1)
+    torch.testing.assert_close(sample.z, mean.unsqueeze(1) + std * eps)
+    log_q = torch.distributions.Normal(mean.unsqueeze(1), std).log_prob(sample.z).sum(-1)
+    torch.testing.assert_close(sample.log_q, log_q)
+
+
+def test_adaptive_contrasts_moments_are_the_draws_population_moments():
+    """AVB's code takes the basis vectors' moments with tf.nn.moments: the population variance (divided by N,
+    not N - 1), over this call's draws of each v_i."""
+    torch.manual_seed(0)
+    encoder = LatentVariableModel(ModelConfig(contrast="adaptive", **SMALL)).encoder
+    x = torch.rand(2, 784).round()
+    sample = encoder.sample(x, 3, torch.Generator().manual_seed(1))
+    n, draws = encoder.n_basis, 128  # 2 x 3 draws < MOMENT_DRAWS: 128 draws of each v_i
+    v = encoder.basis(torch.randn(n, draws, 4, generator=torch.Generator().manual_seed(1)))  # (n, draws, l)
+    feats = encoder.features(x)
+    a = nn.functional.elu(encoder.coefficients(feats).view(2, n, 3) - 5.0) + 1.0
+    mean = encoder.z0(feats) + (a * v.mean(1)).sum(1)
+    var = (a.pow(2) * v.var(1, correction=0)).sum(1)
+    assert sample.moments is not None
+    torch.testing.assert_close(sample.moments.mean, mean.detach())
+    torch.testing.assert_close(sample.moments.var, var.detach())
+    z = encoder.z0(feats).unsqueeze(1) + (a.unsqueeze(1) * v[:, :6].reshape(n, 2, 3, 3).permute(1, 2, 0, 3)).sum(2)
+    torch.testing.assert_close(sample.z, z)
+
+
+def test_t_computed_once_per_x_is_avbs_t():
+    """T = <theta(x), s(z)> + Tx(x) + Tz(z) + |z|^2 / 2, computed as written, equals the folded form the
+    discriminator uses (x's part once per x)."""
+    torch.manual_seed(0)
+    t = LatentVariableModel(ModelConfig(**SMALL)).discriminator
+    with torch.no_grad():
+        for layer in (t.s, t.t_z, t.t_x):
+            layer.bias.normal_()  # biases well away from zero: each one's sign counts
+    x, z = torch.rand(4, 784).round(), torch.randn(4, 6, 3)
+    hx, hz = t.x_net(x), t.z_net(z)  # (B, H), (B, K, H)
+    written = (
+        torch.einsum("bw,bkw->bk", t.theta(hx), t.s(hz)) + t.t_x(hx) + t.t_z(hz).squeeze(-1) + 0.5 * z.pow(2).sum(-1)
+    )
+    torch.testing.assert_close(t(x, z), written)
