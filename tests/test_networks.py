@@ -225,3 +225,14 @@ def test_t_computed_once_per_x_is_avbs_t():
         torch.einsum("bw,bkw->bk", t.theta(hx), t.s(hz)) + t.t_x(hx) + t.t_z(hz).squeeze(-1) + 0.5 * z.pow(2).sum(-1)
     )
     torch.testing.assert_close(t(x, z), written)
+
+
+def test_an_implicit_q_is_its_head_on_the_features_and_its_generators_noise():
+    """z = f(x, e), e ~ N(0, I) (2.12): the head on [features(x), e], computed by the encoder with x's part once."""
+    torch.manual_seed(0)
+    encoder = LatentVariableModel(ModelConfig(**SMALL)).encoder
+    x = torch.rand(5, 784).round()
+    z = encoder.sample(x, 7, torch.Generator().manual_seed(1)).z
+    e = torch.randn(5, 7, 4, generator=torch.Generator().manual_seed(1))
+    features = encoder.features(x).unsqueeze(1).expand(5, 7, -1)
+    torch.testing.assert_close(z, encoder.head(torch.cat([features, e], dim=-1)))
