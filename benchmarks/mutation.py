@@ -4,6 +4,7 @@
     python -m benchmarks.mutation core/bounds data/splits --max-children 2
     python -m benchmarks.mutation --report             # the table and survivors of the last runs, no new run
     python -m benchmarks.mutation core/bounds --survivors   # after adding tests: only the last survivors again
+    python -m benchmarks.mutation core/nets --recheck tests/test_networks.py   # the same, without a mutmut run
 
 mutmut (pinned in requirements-dev.txt; configured in pyproject.toml's [tool.mutmut]) copies the package
 and the tests into mutants/, plants one small change at a time in a function (an operator, a constant, an
@@ -21,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -143,6 +145,46 @@ def diff(mutant: str) -> str:
     return "\n".join(line for line in shown.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++")))
 
 
+def changed_lines(diff_text: str) -> tuple[str, ...]:
+    return tuple(
+        line.strip() for line in diff_text.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++"))
+    )
+
+
+def recheck(module: str, tests: list[str]) -> dict[str, str]:
+    """Each survivor of the module's last result run against `tests` as they are now, without a mutmut run (whose
+    first minutes time every test again). The survivors are found by their change among the mutants in mutants/,
+    which the last `mutmut run` of any module generated from the code of then: a function that gained or lost
+    mutants since numbers them anew. Each runs in a copy of mutants/ holding today's tests, by mutmut's own switch
+    (MUTANT_UNDER_TEST). Returns per survivor 'killed', 'survived', or 'gone' (its change is no longer in the code)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant  # mutmut's: the change of a mutant, from mutants/
+
+    previous = load_score(module)
+    if previous is None:
+        raise SystemExit(f"{module}: no earlier result to take the survivors from; run it whole first")
+    path = MUTANTS / "iwavb" / f"{module}.py"
+    now: dict[tuple[str, ...], list[str]] = {}
+    for name in json.loads(Path(f"{path}.meta").read_text())["exit_code_by_key"]:
+        now.setdefault(changed_lines(get_diff_for_mutant(name, path=path)), []).append(name)
+    copy = ROOT / ".cache" / "mutation-recheck"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(MUTANTS, copy, ignore=shutil.ignore_patterns("*.log", "tests"))
+    shutil.copytree(ROOT / "tests", copy / "tests")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IWAVB_THREADS": "1"}
+    pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:playwright", *tests]
+    result = {}
+    for old in previous.survivors:
+        for name in now.get(changed_lines(previous.diffs[old]), []):
+            run = subprocess.run(pytest, cwd=copy, env={**env, "MUTANT_UNDER_TEST": name}, capture_output=True)
+            result[name] = {0: "survived", 1: "killed"}.get(run.returncode, f"pytest exit {run.returncode}")
+            print(f"{old.split('.')[-1]} (now {name.split('.')[-1]}): {result[name]}", flush=True)
+        if not now.get(changed_lines(previous.diffs[old])):
+            result[old] = "gone"
+            print(f"{old.split('.')[-1]}: gone (its change is no longer in the code)", flush=True)
+    shutil.rmtree(copy)
+    return result
+
+
 def report(scores: list[ModuleScore]) -> str:
     lines = [
         "| module | mutants | caught | survived | no tests | score | minutes | measured |",
@@ -169,12 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         "--survivors", action="store_true", help="test again only the last result's survivors (and timeouts)"
     )
     parser.add_argument("--report", action="store_true", help="only report the last results, run nothing")
+    parser.add_argument(
+        "--recheck", nargs="+", metavar="TEST", help="run the last survivors against these tests, without mutmut"
+    )
     args = parser.parse_args(argv)
     known = configured_modules()
     modules = args.modules or known
     unknown = sorted(set(modules) - set(known))
     if unknown:
         parser.error(f"not configured for mutation testing: {', '.join(unknown)}; choose from {', '.join(known)}")
+    if args.recheck:
+        for module in modules:
+            counts = Counter(recheck(module, args.recheck).values())
+            print(f"{module}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        return 0
     if args.report:
         scores = [score for m in modules if (score := load_score(m)) is not None]
     else:

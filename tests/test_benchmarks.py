@@ -90,3 +90,12 @@ def test_the_recognisability_benchmark_reads_lists_of_whole_numbers_and_names_a_
     assert numbers("2,8") == [2, 8]
     with pytest.raises(argparse.ArgumentTypeError, match="'2,x'"):
         numbers("2,x")
+
+
+def test_a_mutant_is_known_by_its_change_whatever_its_number():
+    """benchmarks.mutation --recheck finds last survivors among renumbered mutants by the lines they change."""
+    from benchmarks.mutation import changed_lines
+
+    shown = "--- a.py\n+++ a.py\n@@ -1 +1 @@\n-    return a + b\n+    return a - b\n context"
+    assert changed_lines(shown) == ("-    return a + b".strip(), "+    return a - b".strip())
+    assert changed_lines(shown) != changed_lines(shown.replace("a - b", "a * b"))
