@@ -256,6 +256,33 @@ def test_annealing_schedules_run_from_zero_to_one():
     assert sigmoid[1] < 0.01 and sigmoid[50] == pytest.approx(0.5)  # small steps at the ends
 
 
+def test_an_ais_run_anneals_by_its_configured_schedule_from_step_sizes_scaled_to_its_start(monkeypatch):
+    """What the estimate's accuracy cannot show (any schedule and any first step size give a valid AIS): the run
+    uses the configured schedule and sharpness, starts each image's step size at initial_step_size times the
+    mean scale of its start, makes steps - 1 moves, and the estimate replays the tuning run's step sizes at the
+    same points of the schedule."""
+    from iwavb.evaluation import ais as ais_module
+
+    schedules = []
+
+    def recorded(steps, kind="sigmoid", sharpness=4.0):
+        schedules.append((steps, kind, sharpness))
+        return annealing_schedule(steps, kind, sharpness)
+
+    monkeypatch.setattr(ais_module, "annealing_schedule", recorded)
+    model = LinearGaussian(latent_dim=2, data_dim=4, n=3)
+    scales = torch.tensor([0.5, 1.0, 2.0]).view(3, 1, 1) * torch.eye(2)  # three starts of other widths
+    start = Proposal(torch.zeros(3, 2), scales)
+    config = AISConfig(chains=4, steps=6, leapfrog=2, schedule="linear", sharpness=7.0)
+    _, _, tuned = ais_module._anneal(model.log_joint, start, config, 4, 6, None, None)
+    assert schedules == [(6, "linear", 7.0)]
+    assert len(tuned) == 5  # steps - 1 moves: the last distribution's weight needs none
+    first = tuned[0][:, :, 0]  # (B, C): every chain of an image starts alike
+    torch.testing.assert_close(first, config.initial_step_size * torch.tensor([[0.5], [1.0], [2.0]]).expand(3, 4))
+    _, _, replayed = ais_module._anneal(model.log_joint, start, config, 4, 6, tuned, None)
+    assert all(torch.equal(a, b) for a, b in zip(replayed, tuned, strict=True))  # same schedule: the same sizes
+
+
 # -- l = 2: the grid is exact ------------------------------------------------------------------------------
 def small_model(q: str = "gaussian", latent_dim: int = 2) -> LatentVariableModel:
     torch.manual_seed(0)
