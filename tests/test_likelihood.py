@@ -327,6 +327,30 @@ def test_the_grid_holds_the_joint_at_its_points_and_the_posterior_it_normalises(
         posterior_grid(small_model(latent_dim=3), x)
 
 
+def test_model_ais_covers_every_image_in_chunks_reports_progress_and_starts_where_asked(monkeypatch):
+    from iwavb.evaluation import ais as ais_module
+
+    monkeypatch.setattr(ais_module, "ais_images_per_call", lambda model, device, config: 3)  # 7 images: 3 + 3 + 1
+    fits = []
+
+    def q_start(model, x, fit_samples):
+        fits.append((x.shape[0], fit_samples))
+        return q_proposal(model, x, fit_samples)
+
+    monkeypatch.setattr(ais_module, "q_proposal", q_start)
+    model, x, config = small_model("implicit"), binary_images(7), AISConfig(chains=4, steps=5, leapfrog=2)
+    fractions: list[float] = []
+    torch.manual_seed(0)
+    result = model_ais_log_px(model, x, config, progress=fractions.append)
+    assert result.log_px.shape == (7,) and result.log_px.isfinite().all() and not fits  # from the prior
+    assert fractions == sorted(fractions) and fractions[0] > 0 and fractions[-1] == pytest.approx(1.0)
+    assert fractions[-1] <= 1.0 + 1e-9
+    model_ais_log_px(model, x, config, start="q", fit_samples=64)
+    assert fits == [(3, 64), (3, 64), (1, 64)]  # each chunk's own fit, of the asked number of draws
+    with pytest.raises(ValueError, match=r"^unknown AIS start 'posterior'; choose one of prior, q$"):
+        model_ais_log_px(model, x, config, start="posterior")
+
+
 def test_grid_is_and_ais_agree_on_a_latent_size_2_gaussian_q_model():
     model, x = small_model("gaussian"), binary_images()
     exact = posterior_grid(model, x, extent=7.0, resolution=401).log_px
