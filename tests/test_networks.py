@@ -206,7 +206,7 @@ def test_adaptive_contrasts_moments_are_the_draws_population_moments():
     var = (a.pow(2) * v.var(1, correction=0)).sum(1)
     assert sample.moments is not None
     torch.testing.assert_close(sample.moments.mean, mean.detach())
-    torch.testing.assert_close(sample.moments.var, var.detach())
+    torch.testing.assert_close(sample.moments.var, var.detach(), atol=0, rtol=1e-4)  # a^2 ~ 1e-5 at first
     z = encoder.z0(feats).unsqueeze(1) + (a.unsqueeze(1) * v[:, :6].reshape(n, 2, 3, 3).permute(1, 2, 0, 3)).sum(2)
     torch.testing.assert_close(sample.z, z)
 
