@@ -17,6 +17,7 @@ from iwavb.cli import parser as cli_parser
 from iwavb.core.bounds import log_weights
 from iwavb.core.config import ModelConfig
 from iwavb.core.model import LatentVariableModel, log_prior
+from iwavb.errors import SettingError
 from iwavb.evaluation.ais import AISConfig, _evaluate, _hmc_move, ais, annealing_schedule, model_ais_log_px
 from iwavb.evaluation.evaluate import (
     ESTIMATORS,
@@ -254,6 +255,66 @@ def test_annealing_schedules_run_from_zero_to_one():
         assert betas[0] == 0 and betas[-1] == 1 and (betas.diff() > 0).all()
     sigmoid = annealing_schedule(100, "sigmoid")
     assert sigmoid[1] < 0.01 and sigmoid[50] == pytest.approx(0.5)  # small steps at the ends
+
+
+def test_annealing_schedules_are_their_formulas_in_float64():
+    linear = annealing_schedule(4, "linear")
+    assert linear.dtype == torch.float64 and linear.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    sigmoid = annealing_schedule(4)  # the default: sigmoid of sharpness 4, rescaled to run from 0 to 1
+    s = torch.sigmoid(4.0 * torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0], dtype=torch.float64))
+    assert sigmoid.dtype == torch.float64
+    torch.testing.assert_close(sigmoid, (s - s[0]) / (s[-1] - s[0]), rtol=0, atol=1e-15)
+
+
+def test_ais_settings_that_make_no_run_are_named():
+    with pytest.raises(SettingError, match="chains must be a whole number") as caught:
+        AISConfig(chains=0)
+    assert caught.value.name == "chains"
+    with pytest.raises(SettingError, match=r"^unknown AIS schedule 'cosine'; choose one of sigmoid, linear$") as caught:
+        AISConfig(schedule="cosine")
+    assert caught.value.name == "schedule"
+
+
+def test_ais_shares_its_progress_by_work_and_replays_step_sizes_averaged_over_chains_only_where_they_differ(
+    monkeypatch,
+):
+    from iwavb.evaluation import ais as ais_module
+
+    runs = []
+    anneal = ais_module._anneal
+
+    def recorded(log_joint, start, config, chains, steps, step_sizes, progress):
+        runs.append(None if step_sizes is None else {tuple(s.shape) for s in step_sizes})
+        return anneal(log_joint, start, config, chains, steps, step_sizes, progress)
+
+    monkeypatch.setattr(ais_module, "_anneal", recorded)
+    model = LinearGaussian(latent_dim=2, data_dim=4, n=3)
+    fractions: list[float] = []
+    ais(model.log_joint, Proposal.standard_normal(3, 2), AISConfig(chains=4, steps=6, leapfrog=2), fractions.append)
+    # tuning: 1 chain x 6 distributions of 1 x 6 + 4 x 6 in all: a fifth of the work
+    assert len(fractions) == 12 and fractions[5] == pytest.approx(0.2) and fractions[-1] == pytest.approx(1.0)
+    assert fractions == sorted(fractions)
+    assert runs == [None, {(3, 1, 1)}]  # the tuning run adapts; the estimate replays its one chain's sizes
+    runs.clear()
+    ais(model.log_joint, Proposal.standard_normal(3, 2), AISConfig(chains=4, steps=6, leapfrog=2, tuning_chains=2))
+    assert runs == [None, {(3, 1, 1)}]  # two tuning chains: their geometric mean
+    runs.clear()
+    ais(model.log_joint, Proposal.standard_normal(3, 2), AISConfig(chains=4, steps=6, leapfrog=2, tuning_chains=4))
+    assert runs == [None, {(3, 4, 1)}]  # as many: each chain its own
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_ais_with_one_to_three_distributions_reports_its_acceptance_and_step_size(steps):
+    """Started at the exact posterior with tiny steps, nearly every move is accepted: the mean acceptance is
+    that of the steps - 1 moves (none for one distribution: then 0, and the tuning run's last step size)."""
+    model = LinearGaussian(latent_dim=2, data_dim=4, n=3)
+    config = AISConfig(chains=4, steps=steps, leapfrog=1, initial_step_size=1e-3)
+    result = ais(model.log_joint, model.posterior(), config)
+    assert result.step_size.shape == (3,) and (result.step_size > 0).all()
+    if steps == 1:
+        assert (result.acceptance == 0).all()
+    else:
+        assert ((result.acceptance > 0.99) & (result.acceptance <= 1.0)).all(), result.acceptance
 
 
 def test_an_ais_run_anneals_by_its_configured_schedule_from_step_sizes_scaled_to_its_start(monkeypatch):
