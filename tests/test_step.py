@@ -4,6 +4,7 @@ inside it, a run leaving the GPU; the CUDA-only checks skip on a CPU and run on 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -102,6 +103,10 @@ def test_a_finished_run_leaves_the_gpu_and_can_still_be_saved(tmp_path):
     assert trainer.accelerate == "none"
     checkpoint = load_checkpoint(trainer.save(tmp_path / "run.safetensors"))
     assert checkpoint.step == 2 and len(checkpoint.optimizer_states["optimizer"]["state"]) > 0
+    # and it can still be scored and trained on the CPU, a NaN rolling back to the state it was released in
+    assert math.isfinite(trainer.validation_bound())
+    assert trainer._good_state["step"] == 2
+    assert all(m is None or torch.isfinite(m) for m in trainer.train_step())
 
 
 def test_a_checkpoint_of_a_graph_run_resumes_on_a_cpu(tmp_path):
