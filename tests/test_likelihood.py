@@ -238,6 +238,21 @@ def test_hmc_moves_leave_their_distribution_invariant(seed):
     assert torch.cat([z_mean, z_var]).abs().max() < 4.5, (z_mean, z_var)
 
 
+def test_hmc_follows_the_gradient_of_the_paths_log_density():
+    """A leapfrog with a wrong gradient is still a valid Metropolis move (AIS stays unbiased, only slower), so
+    the estimates cannot show it: the gradient of log f_beta = (1 - beta) log r + beta log p(x, z) is checked
+    against autograd directly."""
+    model = LinearGaussian(n=2)
+    start = Proposal(torch.zeros(2, 3), 0.5 * torch.eye(3).expand(2, 3, 3))
+    z = start.sample(4).requires_grad_(True)
+    point = _evaluate(model.log_joint, start, z)
+    for beta in (0.0, 0.3, 1.0):
+        log_f = (1 - beta) * start.log_prob(z) + beta * model.log_joint(z)
+        (expected,) = torch.autograd.grad(log_f.sum(), z)
+        torch.testing.assert_close(point.grad_log_f(beta), expected)
+        torch.testing.assert_close(point.log_f(beta), log_f.detach())
+
+
 def test_an_hmc_trajectory_that_overflows_is_rejected():
     """A step so large that z overflows makes log f NaN (inf - inf): the move must keep every chain where it
     was and count its acceptance as 0, not as a probability of NaN or 1."""
