@@ -8,6 +8,7 @@ batches and a run can be interrupted mid-epoch; each test takes well under a sec
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from iwavb.core.bounds import iw_bound, log_weights
 from iwavb.data.splits import BatchSampler, DataSplits, Split, binarize
-from iwavb.training.checkpoint import load_checkpoint
+from iwavb.training.checkpoint import CheckpointError, load_checkpoint
 from iwavb.training.config import TrainConfig
 from iwavb.training.trainer import Trainer, TrainingDiverged
 
@@ -152,3 +153,49 @@ def test_the_first_step_trains_the_bound_at_the_configured_k(method):
     step_bound, _, _ = trainer.train_step()
     torch.testing.assert_close(step_bound, expected, rtol=0, atol=1e-6)
     assert (step_bound - single).abs() > 1e-3  # the test can tell K from 1
+
+
+def test_a_save_writes_what_the_run_is_and_a_shipped_one_only_its_weights(tmp_path):
+    trainer = Trainer(small_config("avb"), data=synthetic_data())
+    trainer.train_step()
+    trainer.elapsed_s = 1.23456
+    full = load_checkpoint(trainer.save(tmp_path / "full.safetensors", owner="alice"))
+    assert (full.meta.weights_dtype, full.meta.owner, full.meta.train_seconds) == ("float32", "alice", 1.23)
+    assert full.meta.device.startswith("CPU")  # device_description's words
+    assert full.optimizer_states.keys() == {"optimizer", "disc_optimizer"} and full.random_state
+    shipped = load_checkpoint(trainer.save(tmp_path / "shipped.safetensors", shipped=True))
+    assert shipped.meta.weights_dtype == "float16" and not shipped.optimizer_states and not shipped.random_state
+
+
+def test_a_name_taken_between_the_check_and_the_write_is_not_replaced(tmp_path, monkeypatch):
+    """save checks the path, then writes: a file another process put there in between is kept (RunExists)."""
+    from iwavb.training import trainer as trainer_module
+    from iwavb.training.checkpoint import RunExists
+
+    trainer = Trainer(small_config("vae"), data=synthetic_data())
+    path = tmp_path / "run.safetensors"
+    path.write_bytes(b"written in between")
+    seen = iter([None])  # the check sees a free name; the write then finds the file
+    monkeypatch.setattr(
+        trainer_module, "file_signature", lambda p, real=trainer_module.file_signature: next(seen, real(p))
+    )
+    with pytest.raises(RunExists):
+        trainer.save(path)
+    assert path.read_bytes() == b"written in between"
+
+
+def test_a_resumed_run_goes_on_where_and_how_it_is_told_and_saves_over_its_file_only_if_asked(tmp_path):
+    trainer = Trainer(dataclasses.replace(small_config("avb"), device="auto"), data=synthetic_data())
+    trainer.train_step()
+    trainer.step = 1
+    checkpoint = load_checkpoint(trainer.save(tmp_path / "run.safetensors"))
+    probe = lambda model: None  # noqa: E731 -- a stand-in truth probe, only passed through
+    resumed = Trainer.from_checkpoint(checkpoint, device="cpu", accelerate="none", data=synthetic_data(), truth=probe)
+    assert (resumed.config.device, resumed.config.accelerate, resumed.truth) == ("cpu", "none", probe)
+    assert resumed._good_state["step"] == 1  # a NaN right after resuming rolls back to the checkpoint
+    assert not resumed.wrote(checkpoint.path)  # by default a resumed run saves to a file of its own
+    continuing = Trainer.from_checkpoint(checkpoint, data=synthetic_data(), continue_file=True)
+    assert continuing.wrote(checkpoint.path)
+    broken = dataclasses.replace(checkpoint, random_state={**checkpoint.random_state, "sampler.order": torch.arange(3)})
+    with pytest.raises(CheckpointError, match=r"run\.safetensors: its random state cannot be this run's: "):
+        Trainer.from_checkpoint(broken, data=synthetic_data())
