@@ -104,8 +104,12 @@ def test_a_nan_rollback_restores_the_weights_and_both_optimisers():
     good_states = optimiser_states(trainer)
     with torch.no_grad():
         trainer.model.decoder[0].weight.fill_(float("nan"))
-    with pytest.raises(TrainingDiverged, match="rolled back to step 4"):
+    with pytest.raises(TrainingDiverged) as diverged:
         next(run)
+    assert str(diverged.value) == (
+        "training diverged before step 8: the bound or the discriminator loss became NaN or infinite. The model "
+        "was rolled back to step 4, the last good state; try smaller learning rates."
+    )
     assert trainer.step == 4 and [r.step for r in trainer.history] == [4]
     assert_same_weights(trainer.model, good_weights)
     assert_same_optimiser_states(optimiser_states(trainer), good_states)  # not the NaN moments of steps 5-8
@@ -199,3 +203,26 @@ def test_a_resumed_run_goes_on_where_and_how_it_is_told_and_saves_over_its_file_
     broken = dataclasses.replace(checkpoint, random_state={**checkpoint.random_state, "sampler.order": torch.arange(3)})
     with pytest.raises(CheckpointError, match=r"run\.safetensors: its random state cannot be this run's: "):
         Trainer.from_checkpoint(broken, data=synthetic_data())
+
+
+def test_the_records_count_the_steps_and_only_the_seconds_spent_training(monkeypatch):
+    """steps/s, the elapsed time and Adam's own count, on a clock that moves one second per reading: two pauses
+    in the first interval (one second each) are not training time."""
+    from iwavb.training import trainer as trainer_module
+
+    clock = iter(range(100, 1_000))
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    trainer = Trainer(small_config("vae", steps=8), data=synthetic_data())
+    step = trainer.train_step
+
+    def pausing_step():
+        if trainer.step < 2:  # after steps 1 and 2 a pause, which the wait below ends as Resume would
+            trainer.pause()
+        return step()
+
+    monkeypatch.setattr(trainer, "train_step", pausing_step)
+    monkeypatch.setattr(trainer._running, "wait", lambda timeout=None: trainer.resume())
+    records = list(trainer.run())
+    # readings: 100 start; 101 paused, 102 resumed; 103 paused, 104 resumed; 105 record; 106 restart; 107 record
+    assert [(r.step, r.steps_per_s, r.elapsed_s) for r in records] == [(4, 4 / 3, 3.0), (8, 4.0, 4.0)]
+    assert trainer.optimizer.state_dict()["state"][0]["step"].item() == 8  # 8 updates for 8 steps
