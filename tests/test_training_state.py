@@ -226,3 +226,20 @@ def test_the_records_count_the_steps_and_only_the_seconds_spent_training(monkeyp
     # readings: 100 start; 101 paused, 102 resumed; 103 paused, 104 resumed; 105 record; 106 restart; 107 record
     assert [(r.step, r.steps_per_s, r.elapsed_s) for r in records] == [(4, 4 / 3, 3.0), (8, 4.0, 4.0)]
     assert trainer.optimizer.state_dict()["state"][0]["step"].item() == 8  # 8 updates for 8 steps
+
+
+@pytest.mark.parametrize("method", ["vae", "avb"])
+def test_records_validate_every_eval_every_steps_and_at_the_end_and_leave_out_what_the_method_lacks(method):
+    """log_every 4, eval_every 8, 20 steps: the validation bound at steps 8 and 16 and at the last, 20; T's loss
+    and accuracy only for an implicit q."""
+    trainer = Trainer(small_config(method), data=synthetic_data())
+    records = list(trainer.run())
+    assert [(r.step, r.valid_bound is not None) for r in records] == [
+        (4, False),
+        (8, True),
+        (12, False),
+        (16, True),
+        (20, True),
+    ]
+    implicit = method == "avb"
+    assert all((r.disc_loss is not None, r.disc_accuracy is not None) == (implicit, implicit) for r in records)
