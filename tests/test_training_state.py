@@ -243,3 +243,34 @@ def test_records_validate_every_eval_every_steps_and_at_the_end_and_leave_out_wh
     ]
     implicit = method == "avb"
     assert all((r.disc_loss is not None, r.disc_accuracy is not None) == (implicit, implicit) for r in records)
+
+
+def test_each_update_of_t_after_the_first_takes_fresh_samples_and_t_sees_x_once_per_update(monkeypatch):
+    """disc_steps 3: T's first update uses the bound's samples and the x-features already computed for it; the
+    second and third draw fresh samples of q (K per x, from the run's generator) and compute T's x-features
+    anew (T has changed). T's x-features are computed once per update of T, never twice."""
+    from iwavb.training import trainer as trainer_module
+
+    config = dataclasses.replace(small_config("iwavb"), disc_steps=3)
+    trainer = Trainer(config, data=synthetic_data())
+    fresh, losses, x_parts = [], [], []
+    samples, loss = trainer_module.discriminator_samples, trainer_module.discriminator_loss
+    monkeypatch.setattr(
+        trainer_module,
+        "discriminator_samples",
+        lambda model, x, k, generator: fresh.append((model, x.shape, k, generator)) or samples(model, x, k, generator),
+    )
+
+    def recorded_loss(discriminator, x, t_input, generator, disc_x):
+        losses.append((x.shape, t_input.shape, disc_x is None))
+        return loss(discriminator, x, t_input, generator, disc_x)
+
+    monkeypatch.setattr(trainer_module, "discriminator_loss", recorded_loss)
+    x_part = trainer.model.discriminator.x_part
+    monkeypatch.setattr(trainer.model.discriminator, "x_part", lambda x: x_parts.append(x.shape) or x_part(x))
+    trainer.train_step()
+    batch = (8, 4)
+    assert fresh == [(trainer.model, batch, K, trainer.generator)] * 2
+    assert losses == [(batch, (8, K, 2), False), (batch, (8, K, 2), True), (batch, (8, K, 2), True)]
+    assert x_parts == [batch] * 3  # the bound's, shared with T's first update; then one in each later update
+    assert trainer.disc_optimizer.state_dict()["state"][0]["step"].item() == 3
