@@ -17,6 +17,7 @@ import torch
 
 from iwavb.core.bounds import iw_bound, log_weights
 from iwavb.data.splits import BatchSampler, DataSplits, Split, binarize
+from iwavb.errors import SettingError
 from iwavb.training.checkpoint import CheckpointError, load_checkpoint
 from iwavb.training.config import TrainConfig
 from iwavb.training.trainer import Trainer, TrainingDiverged
@@ -274,3 +275,12 @@ def test_each_update_of_t_after_the_first_takes_fresh_samples_and_t_sees_x_once_
     assert losses == [(batch, (8, K, 2), False), (batch, (8, K, 2), True), (batch, (8, K, 2), True)]
     assert x_parts == [batch] * 3  # the bound's, shared with T's first update; then one in each later update
     assert trainer.disc_optimizer.state_dict()["state"][0]["step"].item() == 3
+
+
+def test_data_of_another_width_is_refused_naming_the_data_set():
+    mnist_shaped = DataSplits(
+        "mnist", *(Split(torch.zeros(4, 784, dtype=torch.uint8), torch.zeros(4)) for _ in "abc"), ("a",)
+    )
+    with pytest.raises(SettingError, match=r"^data of width 784 do not fit a toy model$") as refused:
+        Trainer(small_config("vae"), data=mnist_shaped)
+    assert refused.value.name == "dataset"
