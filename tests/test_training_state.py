@@ -284,3 +284,12 @@ def test_data_of_another_width_is_refused_naming_the_data_set():
     with pytest.raises(SettingError, match=r"^data of width 784 do not fit a toy model$") as refused:
         Trainer(small_config("vae"), data=mnist_shaped)
     assert refused.value.name == "dataset"
+
+
+def test_both_optimisers_use_avbs_adam_and_a_run_has_trained_after_its_first_step():
+    trainer = Trainer(dataclasses.replace(small_config("avb"), steps=1, log_every=1), data=synthetic_data())
+    for optimizer in (trainer.optimizer, trainer.disc_optimizer):
+        assert optimizer.param_groups[0]["betas"] == (0.5, 0.999)  # beta1 = 0.5 for both, as AVB's code
+    assert not trainer.trained
+    list(trainer.run())
+    assert trainer.trained and trainer.step == 1
