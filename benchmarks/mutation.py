@@ -142,13 +142,17 @@ def diff(mutant: str) -> str:
     shown = subprocess.run(
         [sys.executable, "-m", "mutmut", "show", mutant], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    return "\n".join(line for line in shown.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++")))
+    return "\n".join(_change(shown))
+
+
+def _change(diff_text: str) -> list[str]:
+    """The lines of a unified diff that it removes or adds (not its file headers)."""
+    return [line for line in diff_text.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++"))]
 
 
 def changed_lines(diff_text: str) -> tuple[str, ...]:
-    return tuple(
-        line.strip() for line in diff_text.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++"))
-    )
+    """A mutant's change without its indentation: what finds it again after its function is renumbered."""
+    return tuple(line.strip() for line in _change(diff_text))
 
 
 def recheck(module: str, tests: list[str]) -> dict[str, str]:
@@ -174,13 +178,14 @@ def recheck(module: str, tests: list[str]) -> dict[str, str]:
     pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:playwright", *tests]
     result = {}
     for old in previous.survivors:
-        for name in now.get(changed_lines(previous.diffs[old]), []):
+        matches = now.get(changed_lines(previous.diffs[old]), [])
+        if not matches:
+            result[old] = "gone"
+            print(f"{old.split('.')[-1]}: gone (its change is no longer in the code)", flush=True)
+        for name in matches:
             run = subprocess.run(pytest, cwd=copy, env={**env, "MUTANT_UNDER_TEST": name}, capture_output=True)
             result[name] = {0: "survived", 1: "killed"}.get(run.returncode, f"pytest exit {run.returncode}")
             print(f"{old.split('.')[-1]} (now {name.split('.')[-1]}): {result[name]}", flush=True)
-        if not now.get(changed_lines(previous.diffs[old])):
-            result[old] = "gone"
-            print(f"{old.split('.')[-1]}: gone (its change is no longer in the code)", flush=True)
     shutil.rmtree(copy)
     return result
 

@@ -88,13 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n| l | seed | {' | '.join(f'{s} steps' for s in args.steps)} | shipped (5,000 steps) | ms/step |")
     print("|---" * (len(args.steps) + 4) + "|")
     for latent in args.latent:
-        checkpoint = load_checkpoint(pretrained_dir() / f"mnist-l{latent}-vae.safetensors")
-        shipped = LatentVariableModel(checkpoint.config.model_config())
-        shipped.load_state_dict(checkpoint.model_state)
+        shipped = score(load_checkpoint(pretrained_dir() / f"mnist-l{latent}-vae.safetensors").build_model())
         for seed in tqdm(args.seeds, desc=f"l = {latent}", leave=False):
             accuracies, ms = trained_curve(data, latent, seed, args.steps, score)
             row = " | ".join(f"{a:.2f}" for a in accuracies)
-            tqdm.write(f"| {latent} | {seed} | {row} | {score(shipped):.2f} | {ms:.1f} |")
+            tqdm.write(f"| {latent} | {seed} | {row} | {shipped:.2f} | {ms:.1f} |")
 
 
 if __name__ == "__main__":
