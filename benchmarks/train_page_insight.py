@@ -3,8 +3,9 @@
     python -m benchmarks.train_page_insight --query "data=mnist&method=VAE" --at 4,6,8,10,12
 
 Starts `streamlit run app.py` on a free port (empty pretrained and runs folders), opens the Train page with
-the settings in `--query` (others at their defaults), presses Start and saves a screenshot of the page's
-pictures at each of `--at` seconds after the click, printing the training step the page shows then. Whether
+the settings in `--query` (others at their defaults), presses Start `--settle` seconds after it shows (a teacher
+picking settings takes longer) and saves a screenshot of the page's pictures at each of `--at` seconds after the
+click, printing the training step the page shows then. Whether
 the reconstructions are recognisable is for a person to judge from the screenshots. Needs Debian's
 Chromium (CHROMIUM_PATH) and playwright (requirements-dev.txt).
 """
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--query", default="data=mnist&method=VAE", help="the Train page's URL settings")
     parser.add_argument("--at", default="4,6,8,10,12", help="seconds after Start at which to take screenshots")
     parser.add_argument("--out", default="test-artifacts/insight", help="folder of the screenshots")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds between the Start button showing and its click"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         page.goto(f"{url}/train?{args.query}")
         start = page.get_by_role("button", name="Start")
         start.wait_for(timeout=120_000)
-        page.wait_for_timeout(1_000)
+        page.wait_for_timeout(args.settle * 1000)
         start.click()
         clicked = time.perf_counter()
         for seconds in [float(s) for s in args.at.split(",")]:

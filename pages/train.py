@@ -3,9 +3,9 @@
 import streamlit as st
 
 from iwavb.app.jobs import RunSpec
+from iwavb.app.warm_up import warm_up_in_background
 from iwavb.core.config import METHODS
 from iwavb.training.config import TrainConfig
-from iwavb.training.memory import warm_up_in_background
 from pages.parts.live import run_live
 from pages.parts.messages import device_notice
 from pages.parts.runs import log_every, save_run
@@ -32,7 +32,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # (python -m benchmarks.recognisable; benchmarks/README.md, "Time to insight").
 TEACHING_LATENT = {"toy": 2}
 
-warm_up_in_background()  # while the settings are picked: what Start's first memory estimate would wait for
+# While the settings are picked: what Start would wait for (pandas: Streamlit's check of the live charts' data).
+warm_up_in_background(("pandas",))
 with st.sidebar:
     st.header("Settings")
     dataset = dataset_select()

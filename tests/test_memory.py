@@ -3,6 +3,9 @@ extrapolated time (iwavb/core/footprint.py, iwavb/training/memory.py, iwavb/eval
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -84,3 +87,18 @@ def test_time_ais_measures_one_chunk():
     assert all(s > 0 for s in timing.seconds)
     with pytest.raises(ValueError, match="two numbers"):
         time_ais(model, x, AISConfig(), steps=(4, 4))
+
+
+def test_the_warm_up_imports_what_start_would_wait_for():
+    """In a fresh interpreter, the app's warm-up thread imports torch._dynamo (the meta estimate's), the page's
+    modules and scikit-learn's PCA (the latent plane's), none of which `import iwavb.app.warm_up` imports."""
+    script = (
+        "import sys\n"
+        "from iwavb.app.warm_up import warm_up_in_background\n"
+        "wanted = ('torch._dynamo', 'sklearn.decomposition', 'colorsys')\n"
+        "before = [m for m in wanted if m in sys.modules]\n"
+        "warm_up_in_background(('colorsys',)).join()\n"
+        "print(before, [m for m in wanted if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["[]", "['torch._dynamo',", "'sklearn.decomposition',", "'colorsys']"], done.stderr

@@ -13,7 +13,6 @@ device is refused before it starts (iwavb/training/resources.py).
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass
 
 from ..core.footprint import bound_peak_bytes, parameter_count, step_peak_bytes
@@ -63,17 +62,6 @@ def training_memory(config: TrainConfig, on_gpu: bool = True) -> MemoryEstimate:
         data=IMAGES[config.dataset] * config.data_dim if on_gpu else 0,  # on a CPU: already loaded by then
         runtime=0 if on_gpu else CPU_RUNTIME,
     )
-
-
-@functools.cache
-def warm_up_in_background() -> threading.Thread:
-    """Once per process, one estimate in a daemon thread: the meta device's first use imports torch._dynamo (1-2 s
-    on a 2-core CPU), which the first run's own estimate, at Start, then need not wait for. The Train page calls
-    it when it is shown."""
-    config = TrainConfig.for_method("vae", dataset="toy")
-    thread = threading.Thread(target=training_memory, args=(config, False), daemon=True, name="memory-warm-up")
-    thread.start()
-    return thread
 
 
 def training_bytes(config: TrainConfig) -> int:
