@@ -10,6 +10,7 @@ the numbers the pages show and what their buttons do.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,7 @@ def test_the_train_page_starts_a_toy_run_and_shows_its_metrics(app):
     assert "AVB: train objective (uses T)" in names  # the bound chart, labelled for an implicit q
     assert {"loss", "accuracy"} <= set(names)  # the discriminator's chart
     assert any(fig["data"][0].get("type") == "image" for fig in charts(at))  # images and reconstructions
+    assert not any("a 4 as a 9" in c.value for c in at.caption)  # the note on early look-alikes is for images
 
 
 def test_bad_settings_are_a_message_not_a_traceback(app):
@@ -165,6 +167,20 @@ def test_loading_a_checkpoint_opens_it_on_the_train_page(app, folders):
     assert not at.exception
     assert job.snapshot().runs[0].step == 20
     assert "IWAE: train bound" in trace_names(at)
+
+
+def test_image_reconstructions_come_with_the_note_on_early_look_alikes(app, folders):
+    """A shipped MNIST model opened on the Train page (its preview images: no data needed) shows its pictures with
+    the note that early reconstructions draw similar digits alike; the toy's do not (see the test above)."""
+    _, runs = folders
+    shutil.copy(Path(APP).parent / "pretrained" / "mnist-l8-vae.safetensors", runs / "mnist-l8-vae.safetensors")
+    at = on_page(app, "pages/checkpoints.py")
+    next(b for b in at.button if b.label == "Open on the Train page").click().run()
+    assert at.session_state["job:train"].join(60)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert "What the model does at step 5,000" in json.dumps(charts(at))
+    assert any("a 4 as a 9" in c.value for c in at.caption)
 
 
 def test_a_bad_checkpoint_shows_an_error(app, folders):

@@ -79,8 +79,18 @@ def run_live(job: Job, was_active: bool) -> None:
     elif snap.active:
         st.caption("Pictures of the model appear here once its networks are built.")
     live_charts(rows, key="train_live")
+    if pictures is not None and run.config.dataset != "toy":
+        st.caption(RECONSTRUCTIONS_NOTE)
     if pictures is not None and pictures.t_error is not None:
         st.caption(T_ERROR_NOTE)
+
+
+# What a class sees in the first seconds on MNIST (benchmarks/README.md, "Time to insight"): at 150-300 steps
+# the eight test digits are drawn as digits, five to seven of them as their own.
+RECONSTRUCTIONS_NOTE = (
+    "**Reconstructions** decode the mean of q(z|x). In the first few hundred steps the decoder knows only the "
+    "common shapes, so similar images come out alike (on MNIST a 4 as a 9, a 2 as a 3); they part as it trains."
+)
 
 
 T_ERROR_NOTE = (
