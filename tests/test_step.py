@@ -92,6 +92,31 @@ def test_bfloat16_autocast_computes_the_same_bound():
         assert torch.isclose(a, b, atol=0.02 * a.abs().item() + 1e-3), (a, b)
 
 
+def test_the_compile_way_steps_through_torch_compiled_objectives(monkeypatch):
+    """accelerate="compile" hands the bound's log-weights and T's loss to torch.compile, once each, and every step
+    calls what it returned. torch.compile is replaced by a recorder here: compiling itself (a C++ toolchain,
+    a minute on a CPU) is PyTorch's to test, and gives the same numbers."""
+    compiled, calls = [], []
+
+    def recording_compile(function):
+        compiled.append(function)
+
+        def compiled_function(*args, **kwargs):
+            calls.append(function.__name__)
+            return function(*args, **kwargs)
+
+        return compiled_function
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    plain, fast = (Trainer(toy("avb", None, accelerate=way)) for way in ("none", "compile"))
+    assert [f.__name__ for f in compiled] == ["log_weights", "discriminator_loss"]
+    for trainer in (plain, fast):
+        trainer.train_step()
+    assert calls == ["log_weights", "discriminator_loss"]  # the compile way's step, not the plain one's
+    for a, b in zip(fast.model.state_dict().values(), plain.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the same step
+
+
 def test_a_finished_run_leaves_the_gpu_and_can_still_be_saved(tmp_path):
     """release_device (called when a GPU run ends: iwavb.app.jobs.free_gpu) leaves everything on the CPU."""
     trainer = Trainer(toy("iwavb", 3, "adaptive", steps=2, log_every=1))

@@ -116,6 +116,18 @@ def test_a_nan_rollback_restores_the_weights_and_both_optimisers():
     assert_same_optimiser_states(optimiser_states(trainer), good_states)  # not the NaN moments of steps 5-8
 
 
+def test_a_run_that_diverges_before_its_first_record_rolls_back_to_its_initial_state():
+    trainer = Trainer(small_config("avb", steps=40), data=synthetic_data())
+    initial_weights = copy.deepcopy(trainer.model)
+    with torch.no_grad():
+        trainer.model.decoder[0].weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"before step 4: .* rolled back to step 0, the last good state"):
+        next(trainer.run())
+    assert trainer.step == 0 and trainer.history == []
+    assert_same_weights(trainer.model, initial_weights)  # as built, not the NaN put in after
+    assert all(not state["state"] for state in optimiser_states(trainer).values())  # Adam as new
+
+
 @pytest.mark.parametrize("method", ["vae", "iwavb"])
 def test_a_resumed_run_continues_bit_for_bit_like_an_uninterrupted_one(tmp_path, method):
     """Saved at step 8, mid-epoch (five batches per epoch), as the app's Save button does while a run trains,
@@ -290,6 +302,8 @@ def test_both_optimisers_use_avbs_adam_and_a_run_has_trained_after_its_first_ste
     trainer = Trainer(dataclasses.replace(small_config("avb"), steps=1, log_every=1), data=synthetic_data())
     for optimizer in (trainer.optimizer, trainer.disc_optimizer):
         assert optimizer.param_groups[0]["betas"] == (0.5, 0.999)  # beta1 = 0.5 for both, as AVB's code
+    rates = [optimizer.param_groups[0]["lr"] for optimizer in (trainer.optimizer, trainer.disc_optimizer)]
+    assert rates == list(trainer.config.learning_rates()) and rates[0] != 1e-3  # the configured, not Adam's default
     assert not trainer.trained
     list(trainer.run())
     assert trainer.trained and trainer.step == 1

@@ -4,7 +4,6 @@ error against its spread over repeated draws, and the trainer's readings of log 
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from iwavb.data.loading import load_dataset
 from iwavb.evaluation.grid import PosteriorGrid, Window, latent_grid, posterior_grid, zoomed_grids
 from iwavb.evaluation.importance import importance_log_px_with_error
 from iwavb.evaluation.truth import TRUTH_RESOLUTION, truth_images, truth_probe
+from iwavb.training import trainer as trainer_module
 from iwavb.training.checkpoint import load_checkpoint
 from iwavb.training.config import TrainConfig
 from iwavb.training.records import Truth
@@ -144,14 +144,15 @@ def test_above_latent_size_2_the_reading_is_an_estimate_with_its_standard_error(
     assert record.log_px_bound is not None
 
 
-def test_the_truth_waits_ten_times_its_cost_in_training_time():
-    """The schedule, fed training seconds by hand: a reading that costs at least 0.05 s is not repeated
-    before 0.5 s more of training, and the last step always gets one."""
+def test_the_truth_waits_ten_times_its_cost_in_training_time(monkeypatch):
+    """The schedule, fed training seconds by hand, on a clock that moves 0.05 s per reading: a reading that
+    costs 0.05 s is not repeated before 0.5 s more of training, and the last step always gets one."""
     calls = []
+    clock = iter(0.05 * n for n in range(100))
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
 
     def probe(model) -> Truth:
         calls.append(model.training)
-        time.sleep(0.05)
         return Truth(-1.0, None, -1.5)
 
     trainer = toy_trainer()
@@ -162,7 +163,7 @@ def test_the_truth_waits_ten_times_its_cost_in_training_time():
     assert trainer._measure_truth(0.45, last=True) is not None  # the last step: always
     assert trainer._measure_truth(100.0, last=False) is not None
     assert calls == [False, False, False]  # measured in eval mode
-    assert trainer.truth_seconds >= 0.15
+    assert trainer.truth_seconds == pytest.approx(0.15)  # three readings of 0.05 s, counted from 0
 
 
 def test_the_truth_subset_is_fixed():
