@@ -85,8 +85,9 @@ def run_live(job: Job, was_active: bool) -> None:
         st.caption(T_ERROR_NOTE)
 
 
-# What a class sees in the first seconds on MNIST (benchmarks/README.md, "Time to insight"): at 150-300 steps
-# the eight test digits are drawn as digits, five to seven of them as their own.
+# What a class sees in the first seconds on MNIST (benchmarks/README.md, "Time to insight"): after 200-300 steps
+# the eight test digits are drawn as clear digits, six or seven labelled as their own by a classifier (as for
+# the shipped model), the others as a look-alike.
 RECONSTRUCTIONS_NOTE = (
     "**Reconstructions** decode the mean of q(z|x). In the first few hundred steps the decoder knows only the "
     "common shapes, so similar images come out alike (on MNIST a 4 as a 9, a 2 as a 3); they part as it trains."
