@@ -18,7 +18,8 @@ import torch
 from iwavb.core.bounds import iw_bound, log_weights
 from iwavb.data.splits import BatchSampler, DataSplits, Split, binarize
 from iwavb.errors import SettingError
-from iwavb.training.checkpoint import CheckpointError, load_checkpoint
+from iwavb.training import trainer as trainer_module
+from iwavb.training.checkpoint import CheckpointError, RunExists, load_checkpoint
 from iwavb.training.config import TrainConfig
 from iwavb.training.trainer import Trainer, TrainingDiverged
 
@@ -186,8 +187,6 @@ def test_a_save_writes_what_the_run_is_and_a_shipped_one_only_its_weights(tmp_pa
 
 def test_a_name_taken_between_the_check_and_the_write_is_not_replaced(tmp_path, monkeypatch):
     """save checks the path, then writes: a file another process put there in between is kept (RunExists)."""
-    from iwavb.training import trainer as trainer_module
-    from iwavb.training.checkpoint import RunExists
 
     trainer = Trainer(small_config("vae"), data=synthetic_data())
     path = tmp_path / "run.safetensors"
@@ -221,8 +220,6 @@ def test_a_resumed_run_goes_on_where_and_how_it_is_told_and_saves_over_its_file_
 def test_the_records_count_the_steps_and_only_the_seconds_spent_training(monkeypatch):
     """steps/s, the elapsed time and Adam's own count, on a clock that moves one second per reading: two pauses
     in the first interval (one second each) are not training time."""
-    from iwavb.training import trainer as trainer_module
-
     clock = iter(range(100, 1_000))
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
     trainer = Trainer(small_config("vae", steps=8), data=synthetic_data())
@@ -262,8 +259,6 @@ def test_each_update_of_t_after_the_first_takes_fresh_samples_and_t_sees_x_once_
     """disc_steps 3: T's first update uses the bound's samples and the x-features already computed for it; the
     second and third draw fresh samples of q (K per x, from the run's generator) and compute T's x-features
     anew (T has changed). T's x-features are computed once per update of T, never twice."""
-    from iwavb.training import trainer as trainer_module
-
     config = dataclasses.replace(small_config("iwavb"), disc_steps=3)
     trainer = Trainer(config, data=synthetic_data())
     fresh, losses, x_parts = [], [], []
